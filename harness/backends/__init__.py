@@ -1,0 +1,112 @@
+"""Backends create and destroy nodes and act on them from outside.
+
+A backend knows nothing about Pacemaker or OpenStack: the provisioner drives
+every node through this interface alone, so Docker and Vagrant share it.
+"""
+from __future__ import annotations
+
+import abc
+import shlex
+from dataclasses import dataclass
+
+
+class BackendError(RuntimeError):
+    pass
+
+
+@dataclass
+class ExecResult:
+    rc: int
+    out: str
+    err: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+
+class CommandFailed(BackendError):
+    def __init__(self, node: str, cmd: str, result: ExecResult):
+        self.result = result
+        detail = (result.err or result.out).strip().splitlines()[-3:]
+        super().__init__(f"{node}: `{cmd}` exited {result.rc}: {' | '.join(detail)}")
+
+
+class Backend(abc.ABC):
+    """One cluster's nodes. `node` arguments are topology node names."""
+
+    name = "abstract"
+
+    def __init__(self, topology, run_id: str):
+        self.topology = topology
+        self.run_id = run_id
+
+    # lifecycle
+    @abc.abstractmethod
+    def create(self, image: str) -> None: ...
+
+    @abc.abstractmethod
+    def destroy(self) -> list[str]:
+        """Remove every object of this run; return what was removed."""
+
+    @abc.abstractmethod
+    def exists(self) -> bool:
+        """True when this run's nodes already exist (for --keep-cluster reuse)."""
+
+    # inside a node
+    @abc.abstractmethod
+    def _exec(self, node: str, argv: list[str]) -> ExecResult: ...
+
+    @abc.abstractmethod
+    def copy(self, node: str, content: bytes, dest: str, mode: int = 0o644) -> None: ...
+
+    def exec(self, node: str, cmd: str | list[str], timeout: float = 60, check: bool = True) -> ExecResult:
+        argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        # `timeout` inside the node: an exec never hangs the harness on a stuck node.
+        result = self._exec(node, ["timeout", "-k", "5", str(int(timeout)), *argv])
+        if check and not result.ok:
+            raise CommandFailed(node, cmd if isinstance(cmd, str) else shlex.join(cmd), result)
+        return result
+
+    # node-level actions used by faults
+    @abc.abstractmethod
+    def kill(self, node: str) -> None:
+        """Power cut: the node stops at once, no shutdown."""
+
+    @abc.abstractmethod
+    def start(self, node: str) -> None:
+        """Boot a stopped/killed node (its cluster stack stays down until started)."""
+
+    @abc.abstractmethod
+    def shutdown(self, node: str, timeout: float = 60) -> None:
+        """Graceful shutdown."""
+
+    @abc.abstractmethod
+    def pause(self, node: str) -> None: ...
+
+    @abc.abstractmethod
+    def unpause(self, node: str) -> None: ...
+
+    @abc.abstractmethod
+    def disconnect(self, node: str) -> None:
+        """Unplug the node's cluster network interface."""
+
+    @abc.abstractmethod
+    def reconnect(self, node: str) -> None: ...
+
+    @abc.abstractmethod
+    def is_running(self, node: str) -> bool: ...
+
+    @abc.abstractmethod
+    def memory_bytes(self, node: str) -> int | None: ...
+
+    def describe(self) -> dict:
+        """Where the cluster is and how to reach it (for `up` and reports)."""
+        return {"backend": self.name, "run_id": self.run_id}
+
+
+def get_backend(name: str, topology, run_id: str) -> Backend:
+    if name == "docker":
+        from .docker import DockerBackend
+        return DockerBackend(topology, run_id)
+    raise BackendError(f"unknown backend {name!r} (available: docker)")

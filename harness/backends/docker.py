@@ -1,0 +1,236 @@
+"""Docker backend: one systemd-as-PID-1 container per node on a per-run bridge."""
+from __future__ import annotations
+
+import io
+import ipaddress
+import os
+import tarfile
+import time
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, NotFound
+
+from ..labels import NODE_LABEL, OWNER_PID_LABEL, PREFIX, RUN_LABEL, TOPOLOGY_LABEL
+from . import Backend, BackendError, ExecResult
+
+# --privileged fails on these hosts (CAP_SYS_RESOURCE is not grantable); this set runs systemd.
+NODE_HOST_CONFIG = dict(
+    cap_add=["ALL"], cap_drop=["SYS_RESOURCE"],
+    security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+    tmpfs={"/run": "", "/run/lock": ""},
+    binds={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}},
+)
+CANDIDATE_POOL = ipaddress.ip_network("10.213.0.0/16")
+
+
+def client() -> docker.DockerClient:
+    return docker.from_env(timeout=300)
+
+
+def used_subnets(cli) -> list[ipaddress.IPv4Network]:
+    """Subnets of every Docker network and every host route: a new network must avoid them."""
+    nets = []
+    for n in cli.api.networks():
+        for cfg in (n.get("IPAM") or {}).get("Config") or []:
+            try:
+                nets.append(ipaddress.ip_network(cfg["Subnet"]))
+            except (KeyError, ValueError):
+                pass
+    for line in Path("/proc/net/route").read_text().splitlines()[1:]:
+        f = line.split()
+        dest, mask = int(f[1], 16), int(f[7], 16)
+        if dest:
+            net = ipaddress.ip_network((ipaddress.IPv4Address(dest.to_bytes(4, "little")),
+                                        bin(mask).count("1")), strict=False)
+            nets.append(net)
+    return nets
+
+
+def free_subnets(cli, wanted: str):
+    """The topology's own subnet first, then other /N in 10.213.0.0/16 that nothing uses."""
+    wanted = ipaddress.ip_network(wanted)
+    used = used_subnets(cli)
+    candidates = [wanted, *CANDIDATE_POOL.subnets(new_prefix=max(wanted.prefixlen, 16))]
+    for net in candidates:
+        if not any(net.overlaps(u) for u in used):
+            yield str(net)
+
+
+class DockerBackend(Backend):
+    name = "docker"
+
+    def __init__(self, topology, run_id: str):
+        super().__init__(topology, run_id)
+        self.cli = client()
+        self.network_name = f"{PREFIX}-{run_id}"
+
+    def container_name(self, node: str) -> str:
+        return f"{PREFIX}-{self.run_id}-{node}"
+
+    def _labels(self, **extra) -> dict:
+        return {RUN_LABEL: self.run_id, TOPOLOGY_LABEL: self.topology.name,
+                OWNER_PID_LABEL: str(os.getpid()), **extra}
+
+    # ------------------------------------------------------------ lifecycle
+    def create_network(self) -> str:
+        """Create this run's bridge on a free subnet; return the subnet used.
+
+        Two runs may pick the same free subnet at once: Docker refuses the
+        second, which then tries the next one.
+        """
+        last = None
+        for subnet in free_subnets(self.cli, self.topology.subnet):
+            gateway = str(ipaddress.ip_network(subnet).network_address + 1)
+            ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet, gateway=gateway)])
+            try:
+                self.cli.networks.create(self.network_name, driver="bridge", ipam=ipam,
+                                         internal=True, labels=self._labels(), check_duplicate=True)
+                return subnet
+            except APIError as e:
+                last = e
+                if "overlap" not in str(e).lower():
+                    raise BackendError(f"cannot create network {self.network_name}: {e.explanation}") from e
+        raise BackendError(f"no free subnet for network {self.network_name}: {last}")
+
+    def create(self, image: str) -> None:
+        # The topology's subnet may be taken (e.g. by a concurrent run): every
+        # address of the plan moves with the subnet actually obtained.
+        self.topology = self.topology.relocated(self.create_network())
+        for node in self.topology.nodes:
+            endpoint = self.cli.api.create_endpoint_config(ipv4_address=node.ip)
+            self.cli.api.create_container(
+                image, name=self.container_name(node.name), hostname=node.name,
+                labels=self._labels(**{NODE_LABEL: node.name}),
+                host_config=self.cli.api.create_host_config(
+                    **NODE_HOST_CONFIG, extra_hosts={n.name: n.ip for n in self.topology.nodes}),
+                networking_config=self.cli.api.create_networking_config({self.network_name: endpoint}),
+                stop_signal="SIGRTMIN+3")
+        for node in self.topology.nodes:
+            self.start(node.name)
+
+    def exists(self) -> bool:
+        try:
+            net = self.cli.networks.get(self.network_name)
+        except NotFound:
+            return False
+        self.topology = self.topology.relocated(net.attrs["IPAM"]["Config"][0]["Subnet"])
+        return all(self._container(n.name, missing_ok=True) for n in self.topology.nodes)
+
+    def destroy(self) -> list[str]:
+        return remove_run(self.cli, self.run_id)
+
+    # ------------------------------------------------------------ inside nodes
+    def _container(self, node: str, missing_ok: bool = False):
+        try:
+            return self.cli.containers.get(self.container_name(node))
+        except NotFound:
+            if missing_ok:
+                return None
+            raise BackendError(f"node {node}: container {self.container_name(node)} does not exist")
+
+    def _exec(self, node: str, argv: list[str]) -> ExecResult:
+        try:
+            rc, (out, err) = self._container(node).exec_run(argv, demux=True)
+        except APIError as e:
+            # e.g. the node is killed or frozen: report like a failed command
+            return ExecResult(125, "", str(e.explanation or e))
+        return ExecResult(rc, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"))
+
+    def copy(self, node: str, content: bytes, dest: str, mode: int = 0o644) -> None:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(os.path.basename(dest))
+            info.size, info.mode, info.mtime = len(content), mode, int(time.time())
+            tar.addfile(info, io.BytesIO(content))
+        self.exec(node, ["mkdir", "-p", os.path.dirname(dest)])
+        if not self._container(node).put_archive(os.path.dirname(dest), buf.getvalue()):
+            raise BackendError(f"{node}: copying {dest} failed")
+
+    # ------------------------------------------------------------ node-level actions
+    def kill(self, node: str) -> None:
+        self._container(node).kill()
+
+    def start(self, node: str) -> None:
+        self._container(node).start()
+
+    def shutdown(self, node: str, timeout: float = 60) -> None:
+        self._container(node).stop(timeout=int(timeout))
+
+    def pause(self, node: str) -> None:
+        self._container(node).pause()
+
+    def unpause(self, node: str) -> None:
+        c = self._container(node)
+        c.reload()
+        if c.status == "paused":
+            c.unpause()
+
+    def disconnect(self, node: str) -> None:
+        self.cli.networks.get(self.network_name).disconnect(self.container_name(node), force=True)
+
+    def reconnect(self, node: str) -> None:
+        net = self.cli.networks.get(self.network_name)
+        net.reload()
+        if self._container(node).id not in {c.id for c in net.containers}:
+            net.connect(self.container_name(node), ipv4_address=self.topology.node(node).ip)
+
+    def is_running(self, node: str) -> bool:
+        c = self._container(node, missing_ok=True)
+        if c is None:
+            return False
+        c.reload()
+        return c.status == "running"
+
+    def memory_bytes(self, node: str) -> int | None:
+        """Container memory less inactive page cache, read from its cgroup (v1 or v2).
+
+        `docker stats` reports 0 for these containers on cgroup v1 hosts.
+        """
+        cid = self._container(node).id
+        for base in (Path("/sys/fs/cgroup/memory/docker") / cid, Path("/sys/fs/cgroup/docker") / cid,
+                     Path("/sys/fs/cgroup/system.slice") / f"docker-{cid}.scope"):
+            stat = base / "memory.stat"
+            if not stat.exists():
+                continue
+            values = dict(line.split() for line in stat.read_text().splitlines())
+            for usage_file, inactive in (("memory.usage_in_bytes", "total_inactive_file"),
+                                         ("memory.current", "inactive_file")):
+                if (base / usage_file).exists():
+                    return int((base / usage_file).read_text()) - int(values.get(inactive, 0))
+        return None
+
+    def describe(self) -> dict:
+        return {**super().describe(), "network": self.network_name, "subnet": self.topology.subnet,
+                "nodes": {n.name: {"container": self.container_name(n.name), "ip": n.ip}
+                          for n in self.topology.nodes},
+                "shell": f"docker exec -it {self.container_name(self.topology.nodes[0].name)} bash"}
+
+
+# ---------------------------------------------------------------- cleanup
+
+def remove_run(cli, run_id: str | None) -> list[str]:
+    """Remove the containers and networks of one run (or of every run if run_id is None)."""
+    label = RUN_LABEL if run_id is None else f"{RUN_LABEL}={run_id}"
+    removed = []
+    for c in cli.containers.list(all=True, filters={"label": label}):
+        c.remove(force=True, v=True)
+        removed.append(f"container {c.name}")
+    for n in cli.networks.list(filters={"label": label}):
+        try:
+            n.remove()
+            removed.append(f"network {n.name}")
+        except NotFound:
+            pass
+    return removed
+
+
+def harness_runs(cli) -> dict[str, dict]:
+    """Every run with objects on this engine: {run_id: {"pid": owner pid, "topology": name}}."""
+    runs: dict[str, dict] = {}
+    for obj in [*cli.containers.list(all=True, filters={"label": RUN_LABEL}),
+                *cli.networks.list(filters={"label": RUN_LABEL})]:
+        labels = obj.attrs.get("Config", {}).get("Labels") or obj.attrs.get("Labels") or {}
+        runs.setdefault(labels[RUN_LABEL], {"pid": labels.get(OWNER_PID_LABEL),
+                                            "topology": labels.get(TOPOLOGY_LABEL)})
+    return runs

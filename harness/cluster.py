@@ -1,0 +1,176 @@
+"""The running cluster as Pacemaker sees it: state from crm_mon/cibadmin XML,
+waits, VIP location, and the post-scenario audit (after Pacemaker's CTS)."""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+from .crmxml import ClusterState, parse_cib_version, parse_crm_mon
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+class NotSettled(ClusterError):
+    pass
+
+
+def poll(check, timeout: float, interval: float = 0.5, what: str = "condition"):
+    """Call check() until it returns a truthy value; raise NotSettled with the last reason."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            ok, last = check()
+        except ClusterError as e:
+            ok, last = False, str(e)
+        if ok:
+            return last
+        if time.monotonic() >= deadline:
+            raise NotSettled(f"{what} not reached within {timeout:.0f}s: {last}")
+        time.sleep(interval)
+
+
+@dataclass
+class AuditReport:
+    problems: list = field(default_factory=list)
+    explained_failures: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class Cluster:
+    def __init__(self, backend):
+        self.backend = backend
+        # nodes the harness itself took down; the audit expects them offline
+        self.expected_down: set[str] = set()
+
+    @property
+    def topology(self):
+        return self.backend.topology
+
+    @property
+    def node_names(self) -> list[str]:
+        return [n.name for n in self.topology.nodes]
+
+    # ------------------------------------------------------------ reading state
+    def running_nodes(self) -> list[str]:
+        return [n for n in self.node_names if self.backend.is_running(n)]
+
+    def any_online_node(self, exclude=()) -> str:
+        for node in self.running_nodes():
+            if node in exclude:
+                continue
+            if self.backend.exec(node, "crm_mon -1 --output-as=xml >/dev/null", timeout=15, check=False).ok:
+                return node
+        raise ClusterError("no node answers crm_mon")
+
+    def state(self, node: str | None = None) -> ClusterState:
+        """crm_mon's view from one node (any answering node by default)."""
+        node = node or self.any_online_node()
+        r = self.backend.exec(node, "crm_mon -1 --output-as=xml --include=all", timeout=20, check=False)
+        if not r.ok:
+            raise ClusterError(f"crm_mon on {node} failed: {(r.err or r.out).strip()[:200]}")
+        return parse_crm_mon(r.out)
+
+    def vip_holders(self, ip: str) -> list[str]:
+        """Nodes that really carry the address (from `ip addr`), not what Pacemaker believes."""
+        holders = []
+        for node in self.running_nodes():
+            r = self.backend.exec(node, ["ip", "-o", "-4", "addr", "show"], timeout=10, check=False)
+            if r.ok and re.search(rf"\binet {re.escape(ip)}/", r.out):
+                holders.append(node)
+        return holders
+
+    def vip_holder(self, vip: str = "public") -> str | None:
+        """The single node holding the VIP, checked against Pacemaker's placement."""
+        ip = self.topology.vip(vip).ip
+        holders = self.vip_holders(ip)
+        if len(holders) > 1:
+            raise ClusterError(f"VIP {vip} ({ip}) is on several nodes at once: {holders}")
+        rid = self.vip_resource(vip)
+        if rid and holders:
+            placed = self.state().where(rid)
+            if placed != holders:
+                raise ClusterError(f"VIP {vip}: Pacemaker places {rid} on {placed}, `ip addr` shows {holders}")
+        return holders[0] if holders else None
+
+    def vip_resource(self, vip: str) -> str | None:
+        ip = self.topology.vip(vip).ip
+        for p in self.topology.resources.primitives:
+            if p.agent.endswith(":IPaddr2") and self.topology.expand(p.params.get("ip", "")) == ip:
+                return p.id
+        return None
+
+    def cib_versions(self) -> dict:
+        versions = {}
+        for node in self.state().online:
+            r = self.backend.exec(node, "cibadmin --query --local", timeout=20, check=False)
+            if r.ok:
+                versions[node] = parse_cib_version(r.out)
+        return versions
+
+    # ------------------------------------------------------------ waiting
+    def expected_online(self) -> list[str]:
+        return sorted(set(self.node_names) - self.expected_down)
+
+    def wait_formed(self, timeout: float = 180) -> ClusterState:
+        """Every expected node online, a DC elected, quorum held."""
+        def check():
+            s = self.state()
+            missing = set(self.expected_online()) - set(s.online)
+            if missing or not s.dc or not s.quorum:
+                return False, f"online={s.online} dc={s.dc} quorum={s.quorum}"
+            return True, s
+        return poll(check, timeout, what="cluster formed")
+
+    def wait_settled(self, timeout: float = 120) -> ClusterState:
+        """Formed, no transition pending (crm_resource --wait), every resource started."""
+        def check():
+            s = self.wait_formed(timeout)
+            node = self.any_online_node()
+            r = self.backend.exec(node, "crm_resource --wait --timeout=20s", timeout=30, check=False)
+            if not r.ok:
+                return False, f"transition pending ({(r.err or r.out).strip()[:120]})"
+            s = self.state(node)
+            if s.stopped():
+                return False, f"resources not running: {s.stopped()}"
+            return True, s
+        return poll(check, timeout, interval=1, what="cluster settled")
+
+    # ------------------------------------------------------------ acting
+    def cleanup(self) -> None:
+        """Forget failed actions and fail counts (after a scenario that caused them)."""
+        self.backend.exec(self.any_online_node(), "crm_resource --cleanup", timeout=60)
+
+    # ------------------------------------------------------------ audit
+    def audit(self, explain=()) -> AuditReport:
+        """CTS-style audit. `explain` lists resource ids whose failed actions a scenario caused."""
+        report = AuditReport()
+        s = self.state()
+        missing = set(self.expected_online()) - set(s.online)
+        if missing:
+            report.problems.append(f"nodes offline: {sorted(missing)}")
+        unclean = [n.name for n in s.nodes.values() if n.unclean]
+        if unclean:
+            report.problems.append(f"nodes unclean: {unclean}")
+        for f in s.failures:
+            if f.resource in explain:
+                report.explained_failures.append(f)
+            else:
+                report.problems.append(f"unexplained failed action: {f.resource} {f.op} on {f.node} "
+                                       f"rc={f.exitcode} {f.exitreason}".strip())
+        if s.active_twice():
+            report.problems.append(f"resources active on several nodes: {s.active_twice()}")
+        digests = {n: v.config_digest for n, v in self.cib_versions().items()}
+        if len(set(digests.values())) > 1:
+            report.problems.append(f"CIB configuration differs between nodes: {digests}")
+        for vip in self.topology.vips:
+            holders = self.vip_holders(vip.ip)
+            if len(holders) != 1:
+                report.problems.append(f"VIP {vip.name} held by {holders or 'no node'}")
+        return report

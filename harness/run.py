@@ -1,0 +1,101 @@
+"""One cluster run: topology -> images -> backend -> provisioner -> Cluster, and
+a teardown that happens whatever ends the run (exception, Ctrl-C, SIGTERM)."""
+from __future__ import annotations
+
+import atexit
+import signal
+import time
+from dataclasses import dataclass, field
+
+from . import hostprep, images
+from .backends import get_backend
+from .cluster import Cluster
+from .labels import new_run_id
+from .provision import Provisioner
+
+
+@dataclass
+class Timings:
+    images: list = field(default_factory=list)     # BuildResult per image
+    create_s: float = 0.0
+    bring_up_s: float = 0.0                        # containers created -> cluster settled
+
+
+def _sigterm_as_interrupt() -> None:
+    # SIGTERM (e.g. CI cancelling) must unwind like Ctrl-C so finalizers run.
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:      # not the main thread
+        pass
+
+
+class ClusterRun:
+    def __init__(self, topology, backend: str = "docker", run_id: str | None = None,
+                 keep: bool = False, log=print):
+        self.keep = keep
+        self.log = log
+        self.run_id = run_id or (f"keep-{topology.name}" if keep else new_run_id())
+        self.backend = get_backend(backend, topology, self.run_id)
+        self.provisioner = Provisioner(self.backend, log=log)
+        self.cluster: Cluster | None = None
+        self.timings = Timings()
+        self.reused = False
+
+    @property
+    def topology(self):
+        return self.backend.topology
+
+    def up(self) -> Cluster:
+        _sigterm_as_interrupt()
+        if self.backend.name == "docker":
+            hostprep.check()
+        if self.keep and self.backend.exists():
+            self.reused = True
+            self.log(f"reusing kept cluster {self.run_id}")
+            self.cluster = Cluster(self.backend)
+            for node in self.topology.nodes:
+                if not self.backend.is_running(node.name):
+                    self.backend.start(node.name)
+                    self.provisioner.start_stack(node.name)
+            self.cluster.wait_settled(timeout=180)
+            return self.cluster
+        atexit.register(self.down)      # last resort if the caller never reaches down()
+        from .backends.docker import client
+        self.timings.images = images.ensure_images(client(), layers=self.topology.layers, log=self.log)
+        start = time.monotonic()
+        self.backend.create(self.timings.images[-1].tag)
+        self.timings.create_s = time.monotonic() - start
+        self.cluster = self.provisioner.bring_up()
+        self.timings.bring_up_s = time.monotonic() - start
+        self.log(f"cluster {self.topology.name} (run {self.run_id}) up in {self.timings.bring_up_s:.1f}s "
+                 f"on {self.topology.subnet}")
+        return self.cluster
+
+    def down(self) -> list[str]:
+        atexit.unregister(self.down)
+        if self.keep:
+            self.log(f"keeping cluster {self.run_id} (--keep-cluster); remove with `python -m harness down {self.run_id}`")
+            return []
+        # Never let a second Ctrl-C stop the teardown half-way.
+        previous = signal.getsignal(signal.SIGINT)
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:
+            previous = None
+        try:
+            return self.backend.destroy()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    def __enter__(self) -> Cluster:
+        try:
+            return self.up()
+        except BaseException:
+            self.down()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.down()

@@ -1,0 +1,440 @@
+"""Topologies as code: YAML files loaded into typed, validated objects.
+
+Every validation error is one line naming the file, the key and the problem.
+"""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+AGENT_CLASSES = ("ocf", "systemd", "service", "lsb", "stonith")
+ORDER_KINDS = ("Mandatory", "Optional", "Serialize")
+PLACEHOLDER = re.compile(r"\$\{(vip|node)\.([A-Za-z0-9_-]+)(?:\.(ip|prefix))?\}")
+NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+RSC_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+
+
+class TopologyError(ValueError):
+    """A topology file is invalid; str() is the one-line message."""
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class Vip:
+    name: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class Corosync:
+    transport: str = "knet"
+    token: int = 1000
+    consensus: int | None = None     # corosync's default is 1.2 * token
+    two_node: bool = False
+
+
+@dataclass(frozen=True)
+class Primitive:
+    id: str
+    agent: str
+    params: dict = field(default_factory=dict)
+    op: dict = field(default_factory=dict)      # {"monitor": {"interval": "5s", ...}}
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def agent_class(self) -> str:
+        return self.agent.split(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    members: tuple
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Clone:
+    id: str
+    rsc: str
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Colocation:
+    id: str
+    rsc: str
+    with_rsc: str
+    score: str = "INFINITY"
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    first: str
+    then: str
+    kind: str = "Mandatory"
+
+
+@dataclass(frozen=True)
+class HttpCheck:
+    name: str
+    vip: str
+    port: int
+    path: str = "/"
+
+
+@dataclass(frozen=True)
+class Resources:
+    primitives: tuple = ()
+    groups: tuple = ()
+    clones: tuple = ()
+    colocations: tuple = ()
+    orders: tuple = ()
+
+    def ids(self) -> set[str]:
+        return {r.id for r in (*self.primitives, *self.groups, *self.clones)}
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    source: str
+    subnet: str
+    nodes: tuple
+    vips: tuple
+    corosync: Corosync
+    layers: tuple
+    properties: dict
+    rsc_defaults: dict
+    op_defaults: dict
+    resources: Resources
+    http_checks: tuple
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(f"no node {name!r} in topology {self.name}")
+
+    def vip(self, name: str) -> Vip:
+        for v in self.vips:
+            if v.name == name:
+                return v
+        raise KeyError(f"no vip {name!r} in topology {self.name}")
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.ip_network(self.subnet).prefixlen
+
+    def relocated(self, subnet: str) -> "Topology":
+        """The same plan moved to another subnet of the same size, host parts kept.
+
+        Lets concurrent runs of one topology each use a free network.
+        """
+        old, new = ipaddress.ip_network(self.subnet), ipaddress.ip_network(subnet)
+        if old.prefixlen != new.prefixlen:
+            raise TopologyError(f"cannot relocate {self.subnet} to {subnet}: prefix differs")
+
+        def move(ip: str) -> str:
+            return str(new.network_address + (int(ipaddress.ip_address(ip)) - int(old.network_address)))
+
+        return dataclasses.replace(
+            self, subnet=str(new),
+            nodes=tuple(Node(n.name, move(n.ip)) for n in self.nodes),
+            vips=tuple(Vip(v.name, move(v.ip)) for v in self.vips))
+
+    def expand(self, value: Any) -> str:
+        """Resolve ${vip.NAME}, ${vip.NAME.prefix} and ${node.NAME} in a value."""
+        def sub(m: re.Match) -> str:
+            kind, name, attr = m.groups()
+            if attr == "prefix":
+                return str(self.prefixlen)
+            return (self.vip(name) if kind == "vip" else self.node(name)).ip
+        return PLACEHOLDER.sub(sub, str(value))
+
+
+# ---------------------------------------------------------------- loading
+
+class _Ctx:
+    """Carries the file name so every error names file and key."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, problem: str):
+        raise TopologyError(f"{self.source}: {key}: {problem}")
+
+    def mapping(self, value, key: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a mapping, got {type(value).__name__}")
+        for k in value:
+            if k not in allowed:
+                self.fail(f"{key}.{k}" if key else k,
+                          f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        for k in sorted(required):
+            if k not in value:
+                self.fail(f"{key}.{k}" if key else k, "required key is missing")
+        return value
+
+    def seq(self, value, key: str) -> list:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(key, f"must be a list, got {type(value).__name__}")
+        return value
+
+    def ip(self, value, key: str) -> ipaddress.IPv4Address:
+        try:
+            return ipaddress.IPv4Address(str(value))
+        except ValueError:
+            self.fail(key, f"{value!r} is not a valid IPv4 address")
+
+    def ident(self, value, key: str, pattern=RSC_ID) -> str:
+        if not isinstance(value, str) or not pattern.match(value):
+            self.fail(key, f"{value!r} is not a valid name")
+        return value
+
+
+def load(path: str | Path) -> Topology:
+    path = Path(path)
+    if not path.is_file():
+        raise TopologyError(f"{path}: no such topology file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "?"
+        raise TopologyError(f"{path}: {where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    return parse(data, str(path))
+
+
+def parse(data, source: str = "<topology>") -> Topology:
+    c = _Ctx(source)
+    top = c.mapping(data, "", {"name", "description", "image", "network", "nodes", "vips",
+                               "corosync", "properties", "rsc_defaults", "op_defaults",
+                               "resources", "probes"},
+                    {"name", "network", "nodes"})
+    name = c.ident(top["name"], "name", NAME)
+    subnet = _subnet(c, top["network"])
+    nodes = _nodes(c, top["nodes"], subnet)
+    vips = _vips(c, top.get("vips"), subnet, {n.ip for n in nodes})
+    image = c.mapping(top.get("image") or {}, "image", {"layers"})
+    layers = tuple(c.seq(image.get("layers", ["cluster"]), "image.layers"))
+    resources = _resources(c, top.get("resources") or {})
+    topo = Topology(
+        name=name, source=source, subnet=str(subnet), nodes=nodes, vips=vips,
+        corosync=_corosync(c, top.get("corosync") or {}, len(nodes)), layers=layers,
+        properties=_flat(c, top.get("properties"), "properties"),
+        rsc_defaults=_flat(c, top.get("rsc_defaults"), "rsc_defaults"),
+        op_defaults=_flat(c, top.get("op_defaults"), "op_defaults"),
+        resources=resources, http_checks=_http_checks(c, top.get("probes") or {}, vips))
+    _check_placeholders(c, topo)
+    return topo
+
+
+def _subnet(c: _Ctx, net) -> ipaddress.IPv4Network:
+    net = c.mapping(net, "network", {"subnet"}, {"subnet"})
+    try:
+        subnet = ipaddress.IPv4Network(str(net["subnet"]))
+    except ValueError as e:
+        c.fail("network.subnet", f"{net['subnet']!r} is not a valid IPv4 subnet ({e})")
+    if not subnet.is_private or subnet.prefixlen > 28:
+        c.fail("network.subnet", f"{subnet} must be a private subnet of /28 or larger")
+    return subnet
+
+
+def _in_subnet(c: _Ctx, ip, subnet, key: str) -> None:
+    if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address,
+                                  subnet.network_address + 1):
+        c.fail(key, f"{ip} is outside subnet {subnet} or reserved (network, gateway .1, broadcast)")
+
+
+def _nodes(c: _Ctx, raw, subnet) -> tuple:
+    raw = c.seq(raw, "nodes")
+    if len(raw) < 2:
+        c.fail("nodes", f"a cluster needs at least 2 nodes, got {len(raw)}")
+    nodes, seen_names, seen_ips = [], set(), set()
+    for i, n in enumerate(raw):
+        key = f"nodes[{i}]"
+        n = c.mapping(n, key, {"name", "ip"}, {"name", "ip"})
+        name = c.ident(n["name"], f"{key}.name", NAME)
+        ip = c.ip(n["ip"], f"{key}.ip")
+        _in_subnet(c, ip, subnet, f"{key}.ip")
+        if name in seen_names:
+            c.fail(f"{key}.name", f"duplicate node name {name!r}")
+        if ip in seen_ips:
+            c.fail(f"{key}.ip", f"duplicate address {ip}")
+        seen_names.add(name)
+        seen_ips.add(ip)
+        nodes.append(Node(name, str(ip)))
+    return tuple(nodes)
+
+
+def _vips(c: _Ctx, raw, subnet, node_ips: set) -> tuple:
+    vips, names = [], set()
+    for i, v in enumerate(c.seq(raw, "vips")):
+        key = f"vips[{i}]"
+        v = c.mapping(v, key, {"name", "ip"}, {"name", "ip"})
+        name = c.ident(v["name"], f"{key}.name", NAME)
+        ip = c.ip(v["ip"], f"{key}.ip")
+        _in_subnet(c, ip, subnet, f"{key}.ip")
+        if str(ip) in node_ips:
+            c.fail(f"{key}.ip", f"{ip} is already a node address")
+        if name in names:
+            c.fail(f"{key}.name", f"duplicate vip name {name!r}")
+        names.add(name)
+        vips.append(Vip(name, str(ip)))
+    return tuple(vips)
+
+
+def _corosync(c: _Ctx, raw, n_nodes: int) -> Corosync:
+    raw = c.mapping(raw, "corosync", {"transport", "token", "consensus", "two_node"})
+    transport = raw.get("transport", "knet")
+    if transport not in ("knet", "udpu"):
+        c.fail("corosync.transport", f"{transport!r} is not supported (knet, udpu)")
+    token = raw.get("token", 1000)
+    if not isinstance(token, int) or token < 100:
+        c.fail("corosync.token", f"{token!r} must be an integer of milliseconds >= 100")
+    consensus = raw.get("consensus")
+    if consensus is not None and (not isinstance(consensus, int) or consensus <= token):
+        c.fail("corosync.consensus", f"{consensus!r} must be an integer greater than token ({token})")
+    two_node = raw.get("two_node", "auto")
+    if two_node == "auto":
+        two_node = n_nodes == 2
+    elif not isinstance(two_node, bool):
+        c.fail("corosync.two_node", f"{two_node!r} must be true, false or auto")
+    if two_node and n_nodes != 2:
+        c.fail("corosync.two_node", f"two_node needs exactly 2 nodes, topology has {n_nodes}")
+    return Corosync(transport, token, consensus, two_node)
+
+
+def _flat(c: _Ctx, raw, key: str) -> dict:
+    raw = raw or {}
+    c.mapping(raw, key, set(raw))
+    for k, v in raw.items():
+        if isinstance(v, (dict, list)):
+            c.fail(f"{key}.{k}", "must be a scalar value")
+    return {k: _crm_value(v) for k, v in raw.items()}
+
+
+def _crm_value(v) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def _agent(c: _Ctx, agent, key: str) -> str:
+    if not isinstance(agent, str):
+        c.fail(key, "must be a string like ocf:heartbeat:IPaddr2")
+    parts = agent.split(":")
+    cls = parts[0]
+    if cls not in AGENT_CLASSES:
+        c.fail(key, f"unknown resource agent class {cls!r} in {agent!r} "
+                    f"(known: {', '.join(AGENT_CLASSES)})")
+    if (cls == "ocf" and len(parts) != 3) or (cls != "ocf" and len(parts) != 2) or not all(parts):
+        c.fail(key, f"{agent!r} is malformed (ocf:PROVIDER:TYPE or CLASS:TYPE)")
+    return agent
+
+
+def _resources(c: _Ctx, raw) -> Resources:
+    raw = c.mapping(raw, "resources", {"primitives", "groups", "clones", "colocations", "orders"})
+    ids: set[str] = set()
+
+    def new_id(value, key):
+        rid = c.ident(value, key)
+        if rid in ids:
+            c.fail(key, f"duplicate resource/constraint id {rid!r}")
+        ids.add(rid)
+        return rid
+
+    prims = []
+    for i, p in enumerate(c.seq(raw.get("primitives"), "resources.primitives")):
+        key = f"resources.primitives[{i}]"
+        p = c.mapping(p, key, {"id", "agent", "params", "op", "meta"}, {"id", "agent"})
+        ops = c.mapping(p.get("op") or {}, f"{key}.op", {"monitor", "start", "stop", "promote", "demote"})
+        prims.append(Primitive(new_id(p["id"], f"{key}.id"), _agent(c, p["agent"], f"{key}.agent"),
+                               _flat(c, p.get("params"), f"{key}.params"),
+                               {k: _flat(c, v, f"{key}.op.{k}") for k, v in ops.items()},
+                               _flat(c, p.get("meta"), f"{key}.meta")))
+    prim_ids = {p.id for p in prims}
+    groups = []
+    for i, g in enumerate(c.seq(raw.get("groups"), "resources.groups")):
+        key = f"resources.groups[{i}]"
+        g = c.mapping(g, key, {"id", "members", "meta"}, {"id", "members"})
+        members = tuple(c.seq(g["members"], f"{key}.members"))
+        for m in members:
+            if m not in prim_ids:
+                c.fail(f"{key}.members", f"{m!r} is not a primitive")
+        groups.append(Group(new_id(g["id"], f"{key}.id"), members, _flat(c, g.get("meta"), f"{key}.meta")))
+    clonable = prim_ids | {g.id for g in groups}
+    clones = []
+    for i, cl in enumerate(c.seq(raw.get("clones"), "resources.clones")):
+        key = f"resources.clones[{i}]"
+        cl = c.mapping(cl, key, {"id", "rsc", "meta"}, {"id", "rsc"})
+        if cl["rsc"] not in clonable:
+            c.fail(f"{key}.rsc", f"{cl['rsc']!r} is not a primitive or group")
+        clones.append(Clone(new_id(cl["id"], f"{key}.id"), cl["rsc"], _flat(c, cl.get("meta"), f"{key}.meta")))
+    known = clonable | {cl.id for cl in clones}
+
+    def ref(value, key):
+        if value not in known:
+            c.fail(key, f"{value!r} is not a known resource")
+        return value
+
+    colocs = []
+    for i, co in enumerate(c.seq(raw.get("colocations"), "resources.colocations")):
+        key = f"resources.colocations[{i}]"
+        co = c.mapping(co, key, {"id", "rsc", "with", "score"}, {"id", "rsc", "with"})
+        colocs.append(Colocation(new_id(co["id"], f"{key}.id"), ref(co["rsc"], f"{key}.rsc"),
+                                 ref(co["with"], f"{key}.with"), _score(c, co.get("score", "INFINITY"), f"{key}.score")))
+    orders = []
+    for i, o in enumerate(c.seq(raw.get("orders"), "resources.orders")):
+        key = f"resources.orders[{i}]"
+        o = c.mapping(o, key, {"id", "first", "then", "kind"}, {"id", "first", "then"})
+        kind = o.get("kind", "Mandatory")
+        if kind not in ORDER_KINDS:
+            c.fail(f"{key}.kind", f"{kind!r} is not one of {', '.join(ORDER_KINDS)}")
+        orders.append(Order(new_id(o["id"], f"{key}.id"), ref(o["first"], f"{key}.first"),
+                            ref(o["then"], f"{key}.then"), kind))
+    return Resources(tuple(prims), tuple(groups), tuple(clones), tuple(colocs), tuple(orders))
+
+
+def _score(c: _Ctx, score, key: str) -> str:
+    s = str(score)
+    if not re.fullmatch(r"[+-]?(INFINITY|inf|\d+)", s):
+        c.fail(key, f"{score!r} is not a score (integer or [-]INFINITY)")
+    return s
+
+
+def _http_checks(c: _Ctx, raw, vips) -> tuple:
+    raw = c.mapping(raw, "probes", {"http"})
+    vip_names = {v.name for v in vips}
+    checks = []
+    for i, h in enumerate(c.seq(raw.get("http"), "probes.http")):
+        key = f"probes.http[{i}]"
+        h = c.mapping(h, key, {"name", "vip", "port", "path"}, {"name", "vip", "port"})
+        if h["vip"] not in vip_names:
+            c.fail(f"{key}.vip", f"{h['vip']!r} is not a vip of this topology")
+        if not isinstance(h["port"], int) or not 0 < h["port"] < 65536:
+            c.fail(f"{key}.port", f"{h['port']!r} is not a TCP port")
+        checks.append(HttpCheck(c.ident(h["name"], f"{key}.name", NAME), h["vip"], h["port"], h.get("path", "/")))
+    return tuple(checks)
+
+
+def _check_placeholders(c: _Ctx, topo: Topology) -> None:
+    vips, nodes = {v.name for v in topo.vips}, {n.name for n in topo.nodes}
+    for i, p in enumerate(topo.resources.primitives):
+        for k, v in p.params.items():
+            for kind, name, _ in PLACEHOLDER.findall(v):
+                if name not in (vips if kind == "vip" else nodes):
+                    c.fail(f"resources.primitives[{i}].params.{k}", f"${{{kind}.{name}}} names no such {kind}")
