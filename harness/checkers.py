@@ -1,0 +1,154 @@
+"""Checkers: judge a recorded history after the fact (Jepsen-style).
+
+Nothing here talks to the cluster; every figure is recomputed from samples.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+DEFAULT_TARGET_S = 120.0
+
+
+@dataclass
+class Downtime:
+    probe: str
+    samples: int
+    failures: int
+    interval_s: float | None        # the probe's stated interval: the resolution of the figures
+    first_failure: float | None     # t of the first failed sample (in the window)
+    recovered_at: float | None      # t of the first good sample after the last failure
+    downtime_s: float | None        # recovered_at - first_failure; None if never recovered
+    unavailable_s: float            # sum of time covered by failed samples
+    error_rate: float
+    errors: dict = field(default_factory=dict)     # error class -> count
+    served_by: list = field(default_factory=list)  # distinct `detail`s of good samples, in order
+
+    @property
+    def recovered(self) -> bool:
+        return self.failures == 0 or self.recovered_at is not None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "recovered": self.recovered}
+
+
+def downtime(samples: list[dict], interval: float | None = None, start: float | None = None,
+             end: float | None = None) -> Downtime:
+    """Downtime of one probe: first failure -> first success that is followed only by successes.
+
+    Samples are sorted by start time `t`; `start`/`end` restrict the window.
+    """
+    window = [s for s in sorted(samples, key=lambda s: s["t"])
+              if (start is None or s["t"] >= start) and (end is None or s["t"] <= end)]
+    name = window[0]["probe"] if window else "?"
+    fails = [i for i, s in enumerate(window) if not s["ok"]]
+    errors: dict = {}
+    for i in fails:
+        errors[window[i]["error"] or "?"] = errors.get(window[i]["error"] or "?", 0) + 1
+    served = []
+    for s in window:
+        if s["ok"] and s.get("detail") and (not served or served[-1] != s["detail"]):
+            served.append(s["detail"])
+    first_failure = window[fails[0]]["t"] if fails else None
+    recovered_at = None
+    if fails and fails[-1] + 1 < len(window):
+        recovered_at = window[fails[-1] + 1]["t"]
+    unavailable = 0.0
+    for i in fails:
+        nxt = window[i + 1]["t"] if i + 1 < len(window) else window[i]["t"] + (interval or 0)
+        unavailable += nxt - window[i]["t"]
+    return Downtime(
+        probe=name, samples=len(window), failures=len(fails), interval_s=interval,
+        first_failure=first_failure, recovered_at=recovered_at,
+        downtime_s=round(recovered_at - first_failure, 3) if recovered_at is not None and fails else (0.0 if not fails else None),
+        unavailable_s=round(unavailable, 3), error_rate=round(len(fails) / len(window), 4) if window else 0.0,
+        errors=errors, served_by=served)
+
+
+@dataclass
+class VipMove:
+    vip: str
+    before: list
+    after: list | None
+    moved_at: float | None          # first sample showing the new single holder
+    move_s: float | None            # moved_at - reference (fault start)
+    max_holders: int                # >1 means the VIP was up on several nodes at once
+    gap_s: float                    # time with no holder at all
+
+
+def vip_move(events: list[dict], vip: str, since: float) -> VipMove:
+    evs = [e for e in events if e["kind"] == "vip" and e["vip"] == vip]
+    before = [e for e in evs if e["t"] < since]
+    holders_before = before[-1]["holders"] if before else []
+    after = [e for e in evs if e["t"] >= since]
+    moved = next((e for e in after if len(e["holders"]) == 1 and e["holders"] != holders_before), None)
+    gap = 0.0
+    for a, b in zip(after, after[1:]):
+        if not a["holders"]:
+            gap += b["t"] - a["t"]
+    return VipMove(vip, holders_before, moved["holders"] if moved else (after[-1]["holders"] if after else None),
+                   moved["t"] if moved else None, round(moved["t"] - since, 3) if moved else None,
+                   max((len(e["holders"]) for e in after), default=0), round(gap, 3))
+
+
+def recovery_stages(history, since: float, node: str | None = None) -> list[dict]:
+    """Where the time went: cluster-level milestones and the probes' first good answers,
+    each as seconds after `since` (the fault start)."""
+    stages = []
+
+    def add(t, what):
+        stages.append({"t": t, "after_s": round(t - since, 3), "stage": what})
+
+    clusters = [e for e in history.events("cluster") if e["t"] >= since and "online" in e]
+    if node:
+        lost = next((e for e in clusters if node not in e["online"]), None)
+        if lost:
+            add(lost["t"], f"{node} seen offline by the cluster")
+    before = [e for e in history.events("cluster") if e["t"] < since and "placement" in e]
+    placed = dict(before[-1]["placement"]) if before else {}
+    for e in clusters:
+        for rid, nodes in e["placement"].items():
+            if nodes != placed.get(rid):
+                if nodes:
+                    add(e["t"], f"{rid} active on {','.join(nodes)}")
+                else:
+                    add(e["t"], f"{rid} stopped")
+                placed[rid] = nodes
+    for vip in {e["vip"] for e in history.events("vip")}:
+        mv = vip_move(history.events("vip"), vip, since)
+        if mv.moved_at is not None:
+            add(mv.moved_at, f"VIP {vip} up on {','.join(mv.after)}")
+    for probe in history.probes():
+        d = downtime(history.samples(probe), start=since)
+        if d.first_failure is not None:
+            add(d.first_failure, f"{probe} first failure")
+        if d.recovered_at is not None:
+            add(d.recovered_at, f"{probe} answers again (steadily)")
+    return sorted(stages, key=lambda s: s["t"])
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    target_s: float
+    worst_probe: str | None
+    worst_s: float | None
+    reasons: list = field(default_factory=list)
+
+
+def verdict(downtimes: list[Downtime], target_s: float | dict = DEFAULT_TARGET_S) -> Verdict:
+    """Pass when every probe recovered within its target (a float, or {probe: seconds, "default": s})."""
+    def target_for(probe):
+        if isinstance(target_s, dict):
+            return target_s.get(probe, target_s.get("default", DEFAULT_TARGET_S))
+        return target_s
+    reasons, worst = [], (None, None)
+    for d in downtimes:
+        if not d.recovered:
+            reasons.append(f"{d.probe}: never recovered ({d.failures} failed samples up to the end)")
+            continue
+        if d.downtime_s and (worst[1] is None or d.downtime_s > worst[1]):
+            worst = (d.probe, d.downtime_s)
+        if d.downtime_s is not None and d.downtime_s > target_for(d.probe):
+            reasons.append(f"{d.probe}: down {d.downtime_s:.1f}s > target {target_for(d.probe):.0f}s")
+    default = target_s if not isinstance(target_s, dict) else target_s.get("default", DEFAULT_TARGET_S)
+    return Verdict(not reasons, default, worst[0], worst[1], reasons)

@@ -1,0 +1,449 @@
+"""Faults (the nemesis): each is a context manager that records its window in the
+history and whose heal runs whatever happens. The Nemesis also heals every
+fault still active when a scenario ends, so a forgotten `with` cannot leak one.
+
+    with nemesis.node("node1").kill(): ...
+    with nemesis.isolate("node2"): ...
+    with nemesis.service("node1", "harness-web").sigkill(): ...
+"""
+from __future__ import annotations
+
+import itertools
+import shlex
+import signal
+import threading
+
+_ids = itertools.count(1)
+
+
+class FaultError(RuntimeError):
+    pass
+
+
+class Fault:
+    name = "fault"
+
+    def __init__(self, nemesis, target: str, **detail):
+        self.nemesis = nemesis
+        self.target = target
+        self.detail = detail
+        self.id = f"{self.name}-{next(_ids)}"
+        self.active = False
+        self.started_at: float | None = None
+        self.healed_at: float | None = None
+
+    # subclasses implement these two
+    def _apply(self) -> None:
+        raise NotImplementedError
+
+    def _heal(self) -> None:
+        pass
+
+    @property
+    def backend(self):
+        return self.nemesis.cluster.backend
+
+    def apply(self) -> "Fault":
+        self.nemesis._active.append(self)
+        self.active = True
+        ev = self.nemesis.history.record("fault", id=self.id, fault=self.name, phase="start",
+                                         target=self.target, **self.detail)
+        self.started_at = ev["t"]
+        try:
+            self._apply()
+        except BaseException:
+            self.heal()
+            raise
+        return self
+
+    def heal(self) -> None:
+        if not self.active:
+            return
+        self.active = False
+        try:
+            self._heal()
+        finally:
+            ev = self.nemesis.history.record("fault", id=self.id, fault=self.name, phase="end",
+                                             target=self.target)
+            self.healed_at = ev["t"]
+            if self in self.nemesis._active:
+                self.nemesis._active.remove(self)
+
+    def __enter__(self):
+        return self if self.active else self.apply()
+
+    def __exit__(self, *exc):
+        self.heal()
+
+
+# ---------------------------------------------------------------- node faults (through the backend)
+
+class NodeKill(Fault):
+    """Power cut. Heal boots the node and starts its cluster stack so it rejoins."""
+    name = "node-kill"
+
+    def _apply(self):
+        self.backend.kill(self.target)
+        self.nemesis.cluster.expected_down.add(self.target)
+
+    def _heal(self):
+        self.nemesis.restore_node(self.target)
+
+
+class NodeShutdown(NodeKill):
+    name = "node-shutdown"
+
+    def _apply(self):
+        self.backend.shutdown(self.target)
+        self.nemesis.cluster.expected_down.add(self.target)
+
+
+class NodeReboot(Fault):
+    """Kill then boot at once: the node comes back while the cluster reacts."""
+    name = "node-reboot"
+
+    def _apply(self):
+        self.backend.kill(self.target)
+        self.nemesis.restore_node(self.target)
+
+    def _heal(self):
+        self.nemesis.restore_node(self.target)
+
+
+class NodeFreeze(Fault):
+    """Freeze every process of the node: it stops answering but is not dead."""
+    name = "node-freeze"
+
+    def _apply(self):
+        self.backend.pause(self.target)
+
+    def _heal(self):
+        self.backend.unpause(self.target)
+
+
+class NodeStandby(Fault):
+    name = "node-standby"
+
+    def _apply(self):
+        self.nemesis.crm(f"crm_attribute --node {self.target} --name standby --update on --lifetime forever")
+
+    def _heal(self):
+        self.nemesis.crm(f"crm_attribute --node {self.target} --name standby --delete --lifetime forever")
+
+
+class Unplug(Fault):
+    """Unplug the node's network interface from outside (backend-level)."""
+    name = "node-unplug"
+
+    def _apply(self):
+        self.backend.disconnect(self.target)
+
+    def _heal(self):
+        self.backend.reconnect(self.target)
+
+
+# ---------------------------------------------------------------- network faults (iptables in nodes)
+
+class IptablesFault(Fault):
+    """Insert iptables rules in nodes; heal deletes exactly those rules."""
+
+    def rules(self) -> dict[str, list[list[str]]]:
+        """{node: [rule spec without -I/-D chain]}"""
+        raise NotImplementedError
+
+    def _apply(self):
+        self._rules = self.rules()
+        for node, specs in self._rules.items():
+            self.nemesis.exec(node, " && ".join(f"iptables -I {shlex.join(s)}" for s in specs))
+
+    def _heal(self):
+        for node, specs in getattr(self, "_rules", {}).items():
+            if not self.backend.is_running(node):
+                continue        # a killed node boots with empty tables
+            self.nemesis.exec(node, "; ".join(f"iptables -D {shlex.join(s)}" for s in specs), check=False)
+
+
+def _drop_between(node_ip: str, peer_ips, extra=()) -> list[list[str]]:
+    specs = []
+    for peer in peer_ips:
+        specs.append(["INPUT", "-s", peer, *extra, "-j", "DROP"])
+        specs.append(["OUTPUT", "-d", peer, *extra, "-j", "DROP"])
+    return specs
+
+
+class Partition(IptablesFault):
+    """Cut the cluster network between groups of nodes (both directions).
+
+    The host (clients) can still reach every node: only node-to-node traffic drops.
+    """
+    name = "partition"
+
+    def __init__(self, nemesis, groups, only_corosync: bool = False):
+        self.groups = [list(g) for g in groups]
+        self.only_corosync = only_corosync
+        super().__init__(nemesis, " | ".join(",".join(g) for g in self.groups),
+                         groups=self.groups, only_corosync=only_corosync)
+
+    def rules(self):
+        topo = self.nemesis.cluster.topology
+        extra = ("-p", "udp", "--dport", "5405") if self.only_corosync else ()
+        rules = {}
+        for group in self.groups:
+            others = [topo.node(n).ip for g in self.groups if g is not group for n in g]
+            for node in group:
+                # knet sends from and to port 5405, so --dport matches both directions
+                rules[node] = _drop_between(topo.node(node).ip, others, extra)
+        return rules
+
+
+class PortBlock(IptablesFault):
+    """Drop incoming TCP to a port on a node: the service is alive but unreachable.
+
+    Used as ground truth: the probes must measure exactly the blocked time.
+    """
+    name = "port-block"
+
+    def __init__(self, nemesis, node: str, port: int):
+        self.port = port
+        super().__init__(nemesis, node, port=port)
+
+    def rules(self):
+        return {self.target: [["INPUT", "-p", "tcp", "--dport", str(self.port), "-j", "DROP"]]}
+
+
+class PacketLoss(IptablesFault):
+    """Random loss on the node's cluster traffic (iptables statistic: works without netem)."""
+    name = "packet-loss"
+
+    def __init__(self, nemesis, node: str, loss: float):
+        if not 0 < loss < 1:
+            raise FaultError(f"packet loss must be between 0 and 1, got {loss}")
+        self.loss = loss
+        super().__init__(nemesis, node, loss=loss)
+
+    def rules(self):
+        topo = self.nemesis.cluster.topology
+        peers = [n.ip for n in topo.nodes if n.name != self.target]
+        stat = ("-m", "statistic", "--mode", "random", "--probability", str(self.loss))
+        return {self.target: _drop_between(topo.node(self.target).ip, peers, stat)}
+
+
+class Netem(Fault):
+    """Latency/jitter/loss with tc netem on the node's interface."""
+    name = "netem"
+
+    def __init__(self, nemesis, node: str, delay_ms: int = 0, jitter_ms: int = 0, loss_pct: float = 0):
+        self.args = ["delay", f"{delay_ms}ms", f"{jitter_ms}ms"] + (["loss", f"{loss_pct}%"] if loss_pct else [])
+        super().__init__(nemesis, node, delay_ms=delay_ms, jitter_ms=jitter_ms, loss_pct=loss_pct)
+
+    def _apply(self):
+        r = self.nemesis.exec(self.target, ["tc", "qdisc", "add", "dev", "eth0", "root", "netem", *self.args],
+                              check=False)
+        if not r.ok:
+            raise FaultError(f"tc netem unavailable on this kernel: {r.err.strip()}")
+
+    def _heal(self):
+        self.nemesis.exec(self.target, "tc qdisc del dev eth0 root", check=False)
+
+
+class Flap(Fault):
+    """Isolate a node for `down_s`, reconnect for `up_s`, `times` times (in a thread)."""
+    name = "link-flap"
+
+    def __init__(self, nemesis, node: str, down_s: float, up_s: float, times: int):
+        super().__init__(nemesis, node, down_s=down_s, up_s=up_s, times=times)
+        self._stop = threading.Event()
+
+    def _apply(self):
+        peers = [[n.name for n in self.nemesis.cluster.topology.nodes if n.name != self.target]]
+
+        def run():
+            for _ in range(self.detail["times"]):
+                with Partition(self.nemesis, [[self.target], *peers]):
+                    if self._stop.wait(self.detail["down_s"]):
+                        return
+                if self._stop.wait(self.detail["up_s"]):
+                    return
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def wait(self):
+        self._thread.join()
+
+    def _heal(self):
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+# ---------------------------------------------------------------- daemon faults (inside a node)
+
+class ServiceStop(Fault):
+    name = "service-stop"
+
+    def __init__(self, nemesis, node: str, unit: str):
+        super().__init__(nemesis, node, unit=unit)
+
+    def _apply(self):
+        self.nemesis.exec(self.target, ["systemctl", "stop", self.detail["unit"]])
+
+    def _heal(self):
+        self.nemesis.ensure_stack(self.target, self.detail["unit"])
+
+
+class ServiceSignal(Fault):
+    """Send a signal to a unit's main process (SIGKILL: crash; SIGSTOP: hang, healed by SIGCONT)."""
+    name = "service-signal"
+
+    def __init__(self, nemesis, node: str, unit: str, sig: int):
+        super().__init__(nemesis, node, unit=unit, signal=signal.Signals(sig).name)
+        self.sig = sig
+
+    def _apply(self):
+        unit = self.detail["unit"]
+        pid = self.nemesis.exec(self.target, ["systemctl", "show", "-p", "MainPID", "--value", unit]).out.strip()
+        if pid in ("", "0"):
+            raise FaultError(f"{self.target}: {unit} has no main process to signal")
+        self.detail["pid"] = int(pid)
+        self.nemesis.exec(self.target, ["kill", f"-{self.sig}", pid])
+
+    def _heal(self):
+        if self.sig == signal.SIGSTOP:
+            self.nemesis.exec(self.target, ["kill", "-CONT", str(self.detail["pid"])], check=False)
+        self.nemesis.ensure_stack(self.target, self.detail["unit"])
+
+
+# ---------------------------------------------------------------- resource faults
+
+class ResourceFail(Fault):
+    """Make Pacemaker record a failed monitor (crm_resource --fail); heal cleans it up."""
+    name = "resource-fail"
+
+    def __init__(self, nemesis, rid: str, node: str):
+        super().__init__(nemesis, node, resource=rid)
+
+    def _apply(self):
+        self.nemesis.crm(f"crm_resource --fail --resource {self.detail['resource']} --node {self.target}")
+
+    def _heal(self):
+        self.nemesis.crm(f"crm_resource --cleanup --resource {self.detail['resource']}")
+
+
+class ResourceMove(Fault):
+    """Move (ban elsewhere) a resource to a node; heal clears the constraint it leaves."""
+    name = "resource-move"
+
+    def __init__(self, nemesis, rid: str, node: str, ban: bool = False):
+        self.ban = ban
+        super().__init__(nemesis, node, resource=rid, ban=ban)
+
+    def _apply(self):
+        verb = "--ban" if self.ban else "--move"
+        self.nemesis.crm(f"crm_resource {verb} --resource {self.detail['resource']} --node {self.target}")
+
+    def _heal(self):
+        self.nemesis.crm(f"crm_resource --clear --resource {self.detail['resource']}")
+
+
+# ---------------------------------------------------------------- the nemesis
+
+CLUSTER_STACK = ("corosync", "pacemaker")
+
+
+class NodeFaults:
+    """os-faults style: nemesis.node("node1").kill()."""
+
+    def __init__(self, nemesis, node: str):
+        self.n, self.node = nemesis, node
+
+    def kill(self): return NodeKill(self.n, self.node).apply()
+    def freeze(self): return NodeFreeze(self.n, self.node).apply()
+    def shutdown(self): return NodeShutdown(self.n, self.node).apply()
+    def reboot(self): return NodeReboot(self.n, self.node).apply()
+    def standby(self): return NodeStandby(self.n, self.node).apply()
+    def unplug(self): return Unplug(self.n, self.node).apply()
+    def isolate(self): return self.n.isolate(self.node)
+
+
+class ServiceFaults:
+    def __init__(self, nemesis, node: str, unit: str):
+        self.n, self.node, self.unit = nemesis, node, unit
+
+    def stop(self): return ServiceStop(self.n, self.node, self.unit).apply()
+    def sigkill(self): return ServiceSignal(self.n, self.node, self.unit, signal.SIGKILL).apply()
+    def hang(self): return ServiceSignal(self.n, self.node, self.unit, signal.SIGSTOP).apply()
+
+
+class Nemesis:
+    def __init__(self, cluster, provisioner, history):
+        self.cluster = cluster
+        self.provisioner = provisioner
+        self.history = history
+        self._active: list[Fault] = []
+
+    def set_history(self, history) -> None:
+        self.history = history
+
+    # helpers shared by faults
+    def exec(self, node, cmd, check=True):
+        return self.cluster.backend.exec(node, cmd, timeout=60, check=check)
+
+    def crm(self, cmd: str):
+        return self.exec(self.cluster.any_online_node(), cmd)
+
+    def restore_node(self, node: str) -> None:
+        """Boot a node if it is down and start its cluster stack; it then rejoins."""
+        backend = self.cluster.backend
+        backend.unpause(node) if backend.is_running(node) else backend.start(node)
+        self.provisioner.start_stack(node)
+        self.cluster.expected_down.discard(node)
+
+    def ensure_stack(self, node: str, unit: str) -> None:
+        # Pacemaker restarts the services it manages; the cluster stack itself needs us.
+        if unit in CLUSTER_STACK or unit.startswith("pacemaker"):
+            self.provisioner.start_stack(node)
+
+    # the fault API
+    def node(self, name: str) -> NodeFaults:
+        self.cluster.topology.node(name)        # unknown node: KeyError naming it
+        return NodeFaults(self, name)
+
+    def service(self, node: str, unit: str) -> ServiceFaults:
+        return ServiceFaults(self, node, unit)
+
+    def isolate(self, node: str, only_corosync: bool = False) -> Fault:
+        others = [n.name for n in self.cluster.topology.nodes if n.name != node]
+        return Partition(self, [[node], others], only_corosync).apply()
+
+    def partition(self, *groups) -> Fault:
+        return Partition(self, groups).apply()
+
+    def block_port(self, node: str, port: int) -> Fault:
+        return PortBlock(self, node, port).apply()
+
+    def packet_loss(self, node: str, loss: float) -> Fault:
+        return PacketLoss(self, node, loss).apply()
+
+    def netem(self, node: str, **kw) -> Fault:
+        return Netem(self, node, **kw).apply()
+
+    def flap(self, node: str, down_s: float, up_s: float, times: int) -> Flap:
+        return Flap(self, node, down_s, up_s, times).apply()
+
+    def fail_resource(self, rid: str, node: str) -> Fault:
+        return ResourceFail(self, rid, node).apply()
+
+    def move_resource(self, rid: str, node: str, ban: bool = False) -> Fault:
+        return ResourceMove(self, rid, node, ban).apply()
+
+    def heal_all(self) -> list[str]:
+        """Heal every active fault, newest first; return their ids."""
+        healed = []
+        while self._active:
+            fault = self._active[-1]
+            try:
+                fault.heal()
+            finally:
+                if fault in self._active:
+                    self._active.remove(fault)
+            healed.append(fault.id)
+        return healed

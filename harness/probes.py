@@ -1,0 +1,203 @@
+"""Probes: background samplers recording what clients (and the cluster) see.
+
+Each probe runs in its own thread on a fixed schedule (start times k * interval,
+so a slow sample does not shift the grid) and records every attempt in the
+history: start time, duration, outcome, error class and detail.
+"""
+from __future__ import annotations
+
+import http.client
+import math
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+
+class Probe:
+    kind = "sample"
+
+    def __init__(self, name: str, interval: float):
+        if interval <= 0:
+            raise ValueError(f"probe {name}: interval must be > 0, got {interval}")
+        self.name = name
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def attempt(self) -> tuple[bool, str | None, str]:
+        """One sample: (ok, error class or None, detail)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"name": self.name, "type": type(self).__name__, "interval_s": self.interval}
+
+    # Client probes overlap their attempts (like concurrent clients): a request
+    # hanging until its timeout must not stop the next one from starting on time,
+    # or the outage would be measured at the timeout's resolution, not the interval's.
+    concurrent = False
+    timeout = 1.0
+
+    def _sample(self, history) -> None:
+        t = history.now()
+        start = time.monotonic()
+        try:
+            ok, error, detail = self.attempt()
+        except Exception as e:  # a probe never dies: an exception is a failed sample
+            ok, error, detail = False, type(e).__name__, str(e)[:200]
+        self.emit(history, t, time.monotonic() - start, ok, error, detail)
+
+    def _loop(self, history) -> None:
+        workers = math.ceil(self.timeout / self.interval) + 2 if self.concurrent else 1
+        next_start = history.now()
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"probe-{self.name}") as pool:
+            while not self._stop.is_set():
+                if self.concurrent:
+                    pool.submit(self._sample, history)
+                else:
+                    self._sample(history)
+                next_start += self.interval
+                if next_start < history.now():      # overran: start again now, skip lost slots
+                    next_start = history.now()
+                self._stop.wait(max(0.0, next_start - history.now()))
+
+    def emit(self, history, t, duration, ok, error, detail) -> None:
+        history.record("sample", t=t, probe=self.name, ok=ok, duration=round(duration, 4),
+                       error=error, detail=detail)
+
+    def start(self, history) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, args=(history,), name=f"probe-{self.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+
+
+class HttpProbe(Probe):
+    """GET a URL; 2xx is up. The body (our probe target answers its node name) is the detail."""
+    concurrent = True
+
+    def __init__(self, name: str, host: str, port: int, path: str = "/", interval: float = 0.25,
+                 timeout: float = 1.0):
+        super().__init__(name, interval)
+        self.host, self.port, self.path, self.timeout = host, port, path, timeout
+
+    def attempt(self):
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.request("GET", self.path, headers={"Connection": "close"})
+            resp = conn.getresponse()
+            body = resp.read(200).decode(errors="replace").strip()
+            if 200 <= resp.status < 300:
+                return True, None, body
+            return False, f"HTTP{resp.status}", body
+        finally:
+            conn.close()
+
+    def describe(self):
+        return {**super().describe(), "url": f"http://{self.host}:{self.port}{self.path}",
+                "timeout_s": self.timeout}
+
+
+class TcpProbe(Probe):
+    """TCP connect to a port (works before any API exists, and for HAProxy frontends)."""
+    concurrent = True
+
+    def __init__(self, name: str, host: str, port: int, interval: float = 0.25, timeout: float = 1.0):
+        super().__init__(name, interval)
+        self.host, self.port, self.timeout = host, port, timeout
+
+    def attempt(self):
+        with socket.create_connection((self.host, self.port), timeout=self.timeout):
+            return True, None, ""
+
+
+class VipSampler(Probe):
+    """Which nodes carry a VIP, read from every node's addresses at once.
+
+    Two holders at once is recorded as such: it is a finding, not noise.
+    """
+    kind = "vip"
+
+    def __init__(self, cluster, vip: str = "public", interval: float = 0.5):
+        super().__init__(f"vip:{vip}", interval)
+        self.cluster, self.vip = cluster, vip
+        self._pool = ThreadPoolExecutor(len(cluster.node_names))
+
+    def attempt(self):
+        ip = self.cluster.topology.vip(self.vip).ip
+        nodes = self.cluster.node_names
+
+        def holds(node):
+            r = self.cluster.backend.exec(node, ["ip", "-o", "-4", "addr", "show"], timeout=5, check=False)
+            return r.ok and f"inet {ip}/" in r.out
+        found = [n for n, h in zip(nodes, self._pool.map(holds, nodes)) if h]
+        return True, None, ",".join(found)
+
+    def emit(self, history, t, duration, ok, error, detail):
+        history.record("vip", t=t, vip=self.vip, holders=detail.split(",") if detail else [],
+                       duration=round(duration, 4))
+
+
+class ClusterSampler(Probe):
+    """Pacemaker's view (DC, quorum, online nodes, placement) from crm_mon XML."""
+    kind = "cluster"
+
+    def __init__(self, cluster, interval: float = 1.0):
+        super().__init__("cluster", interval)
+        self.cluster = cluster
+        self._last = None
+
+    def attempt(self):
+        s = self.cluster.state()
+        self._last = {"dc": s.dc, "quorum": s.quorum, "online": s.online,
+                      "placement": {rid: s.where(rid) for rid in sorted(s.resources)},
+                      "failed_actions": len(s.failures)}
+        return True, None, ""
+
+    def emit(self, history, t, duration, ok, error, detail):
+        if ok and self._last is not None:
+            history.record("cluster", t=t, **self._last)
+        else:
+            history.record("cluster", t=t, error=error, detail=detail)
+
+
+class ProbeSet:
+    """Start probes together, stop them together (also on exceptions)."""
+
+    def __init__(self, history, probes):
+        self.history = history
+        self.probes = list(probes)
+
+    def __enter__(self):
+        self.history.meta.setdefault("probes", []).extend(p.describe() for p in self.probes)
+        for p in self.probes:
+            p.start(self.history)
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.probes:
+            p._stop.set()
+        for p in self.probes:
+            p.stop()
+
+    def wait_samples(self, probe: str, ok: bool, count: int, timeout: float = 30,
+                     since: float | None = None) -> None:
+        """Block until the last `count` samples of `probe` (started after `since`) have this outcome."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            recent = [s for s in self.history.samples(probe) if since is None or s["t"] >= since][-count:]
+            if len(recent) == count and all(s["ok"] == ok for s in recent):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"probe {probe}: no {count} consecutive {'good' if ok else 'failed'} samples in {timeout}s")
+
+
+def http_probes(topology, interval: float = 0.25, timeout: float = 1.0) -> list[HttpProbe]:
+    """One HTTP probe per `probes.http` entry of the topology."""
+    return [HttpProbe(f"http:{h.name}", topology.vip(h.vip).ip, h.port, h.path, interval, timeout)
+            for h in topology.http_checks]

@@ -1,0 +1,98 @@
+"""What a scenario test holds: its history, probes, nemesis and the analysis
+that turns the history into figures and a verdict."""
+from __future__ import annotations
+
+import time
+
+from . import checkers
+from .probes import ClusterSampler, ProbeSet, VipSampler, http_probes
+
+
+class Scenario:
+    def __init__(self, name: str, cluster, history, nemesis, target_s: float = checkers.DEFAULT_TARGET_S,
+                 interval: float = 0.25):
+        self.name = name
+        self.cluster = cluster
+        self.history = history
+        self.nemesis = nemesis
+        self.target_s = target_s
+        self.interval = interval
+        self.results: list[dict] = []      # one entry per analysed fault
+        self._probes: ProbeSet | None = None
+
+    # ------------------------------------------------------------ probes
+    def start_probes(self, interval: float | None = None, timeout: float = 1.0) -> ProbeSet:
+        """HTTP probes of the topology, the VIP sampler(s) and the cluster sampler."""
+        interval = interval or self.interval
+        topo = self.cluster.topology
+        probes = [*http_probes(topo, interval, timeout),
+                  *(VipSampler(self.cluster, v.name, interval=0.5) for v in topo.vips),
+                  ClusterSampler(self.cluster, interval=1.0)]
+        self._probes = ProbeSet(self.history, probes).__enter__()
+        self.history.meta["probe_interval_s"] = interval
+        return self._probes
+
+    def stop_probes(self) -> None:
+        if self._probes:
+            self._probes.__exit__(None, None, None)
+            self._probes = None
+
+    def client_probes(self) -> list[str]:
+        return [p.name for p in (self._probes.probes if self._probes else []) if p.kind == "sample"]
+
+    def baseline(self, seconds: float = 2.0) -> None:
+        """Let probes record steady success before a fault; fail loudly if they cannot."""
+        for probe in self.client_probes():
+            self._probes.wait_samples(probe, ok=True, count=max(3, int(seconds / self.interval)),
+                                      timeout=seconds + 30)
+
+    def wait_recovered(self, since: float, steady: int = 8, timeout: float | None = None) -> bool:
+        """Until every client probe answered `steady` times in a row, all started after
+        `since` (history time), or until the recovery target has passed."""
+        deadline = time.monotonic() + (timeout or self.target_s)
+        for probe in self.client_probes():
+            try:
+                self._probes.wait_samples(probe, ok=True, count=steady, since=since,
+                                          timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return False
+        return True
+
+    # ------------------------------------------------------------ analysis
+    def analyse(self, fault, node: str | None = None, target_s=None, end: float | None = None) -> dict:
+        """Figures for one fault, all computed from the history; stored for the reports."""
+        since = fault.started_at
+        downtimes = [checkers.downtime(self.history.samples(p), self.interval, start=since, end=end)
+                     for p in self.client_probes()]
+        result = {
+            "fault": fault.name, "fault_id": fault.id, "target": fault.target, "fault_start": since,
+            "fault_end": fault.healed_at, "probe_interval_s": self.interval,
+            "downtime": {d.probe: d.to_dict() for d in downtimes},
+            "vip": {v.name: vars(checkers.vip_move(self.history.events("vip"), v.name, since))
+                    for v in self.cluster.topology.vips},
+            "stages": checkers.recovery_stages(self.history, since, node),
+        }
+        v = checkers.verdict(downtimes, target_s or self.target_s)
+        result["verdict"] = vars(v)
+        recovered = [d.recovered_at for d in downtimes if d.recovered_at is not None]
+        result["full_recovery_s"] = round(max(recovered) - since, 3) if recovered else None
+        self.results.append(result)
+        return result
+
+    def summary_lines(self) -> list[str]:
+        lines = []
+        for r in self.results:
+            lines.append(f"{self.name}: {r['fault']} on {r['target']}: "
+                         f"{'PASS' if r['verdict']['passed'] else 'FAIL'} (target {r['verdict']['target_s']:.0f}s, "
+                         f"probe interval {r['probe_interval_s']}s)")
+            for probe, d in r["downtime"].items():
+                dt = "never recovered" if not d["recovered"] else f"{d['downtime_s']:.2f}s"
+                lines.append(f"    {probe}: downtime {dt}, unavailable {d['unavailable_s']:.2f}s, "
+                             f"{d['failures']}/{d['samples']} failed, served by {' -> '.join(d['served_by'])}")
+            for vip, mv in r["vip"].items():
+                if mv["move_s"] is not None:
+                    lines.append(f"    VIP {vip}: {mv['before']} -> {mv['after']} after {mv['move_s']:.2f}s "
+                                 f"(max holders at once: {mv['max_holders']})")
+            for reason in r["verdict"]["reasons"]:
+                lines.append(f"    FINDING: {reason}")
+        return lines
