@@ -66,7 +66,8 @@ class ClusterState:
 
 
 def parse_crm_mon(xml_text: str) -> ClusterState:
-    root = ET.fromstring(xml_text)
+    # tolerate tool chatter printed before the document
+    root = ET.fromstring(xml_text[xml_text.find("<pacemaker-result"):] if "<pacemaker-result" in xml_text else xml_text)
     dc = root.find("summary/current_dc")
     state = ClusterState(
         dc=dc.get("name") if dc is not None and dc.get("present") == "true" else None,

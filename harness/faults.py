@@ -29,8 +29,10 @@ class Fault:
         self.detail = detail
         self.id = f"{self.name}-{next(_ids)}"
         self.active = False
-        self.started_at: float | None = None
-        self.healed_at: float | None = None
+        self.started_at: float | None = None        # requested
+        self.applied_at: float | None = None        # the action returned
+        self.heal_requested_at: float | None = None
+        self.healed_at: float | None = None         # the heal returned
 
     # subclasses implement these two
     def _apply(self) -> None:
@@ -54,12 +56,18 @@ class Fault:
         except BaseException:
             self.heal()
             raise
+        # The action took effect somewhere between start and applied: a checker
+        # comparing against ground truth uses both bounds.
+        self.applied_at = self.nemesis.history.record("fault", id=self.id, fault=self.name,
+                                                      phase="applied", target=self.target)["t"]
         return self
 
     def heal(self) -> None:
         if not self.active:
             return
         self.active = False
+        self.heal_requested_at = self.nemesis.history.record(
+            "fault", id=self.id, fault=self.name, phase="heal", target=self.target)["t"]
         try:
             self._heal()
         finally:

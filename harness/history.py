@@ -47,12 +47,13 @@ class History:
         return sorted({e["probe"] for e in self.events("sample")})
 
     def fault_windows(self) -> list[dict]:
-        """[{"fault", "target", "start", "end"}] from fault start/end events (end None if never healed)."""
+        """[{"id", "fault", "target", "start", "applied", "heal", "end"}] from fault events
+        (start/applied bracket the action, heal/end bracket the heal; None if it never happened)."""
         windows = {}
         for e in self.events("fault"):
-            w = windows.setdefault(e["id"], {"fault": e["fault"], "target": e.get("target"),
-                                             "start": None, "end": None})
-            w["start" if e["phase"] == "start" else "end"] = e["t"]
+            w = windows.setdefault(e["id"], {"id": e["id"], "fault": e["fault"], "target": e.get("target"),
+                                             "start": None, "applied": None, "heal": None, "end": None})
+            w[e["phase"]] = e["t"]
         return sorted(windows.values(), key=lambda w: w["start"] or 0)
 
     # ------------------------------------------------------------ persistence

@@ -5,6 +5,7 @@ import secrets
 PREFIX = "ha-harness"
 RUN_LABEL = "io.ha-harness.run"          # run id, on containers and networks
 TOPOLOGY_LABEL = "io.ha-harness.topology"
+SOURCE_LABEL = "io.ha-harness.topology-file"
 NODE_LABEL = "io.ha-harness.node"
 IMAGE_LABEL = "io.ha-harness.image"      # images are shared between runs, keyed by recipe hash
 OWNER_PID_LABEL = "io.ha-harness.pid"

@@ -151,10 +151,31 @@ class ClusterSampler(Probe):
         super().__init__("cluster", interval)
         self.cluster = cluster
         self._last = None
+        self._node = None
+
+    def _view(self):
+        # Stay with one node that has quorum: a node that is just (re)joining
+        # reports resources it does not know yet as stopped, which is noise.
+        if self._node:
+            try:
+                s = self.cluster.state(node=self._node)
+                if s.quorum:
+                    return s
+            except Exception:
+                pass
+        for node in self.cluster.running_nodes():
+            try:
+                s = self.cluster.state(node=node)
+            except Exception:
+                continue
+            if s.quorum and s.dc:
+                self._node = node
+                return s
+        raise RuntimeError("no node with quorum answers crm_mon")
 
     def attempt(self):
-        s = self.cluster.state()
-        self._last = {"dc": s.dc, "quorum": s.quorum, "online": s.online,
+        s = self._view()
+        self._last = {"dc": s.dc, "quorum": s.quorum, "online": s.online, "view": self._node,
                       "placement": {rid: s.where(rid) for rid in sorted(s.resources)},
                       "failed_actions": len(s.failures)}
         return True, None, ""

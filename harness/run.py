@@ -61,7 +61,8 @@ class ClusterRun:
                     self.provisioner.start_stack(node.name)
             self.cluster.wait_settled(timeout=180)
             return self.cluster
-        atexit.register(self.down)      # last resort if the caller never reaches down()
+        if not self.keep:
+            atexit.register(self.down)  # last resort if the caller never reaches down()
         from .backends.docker import client
         self.timings.images = images.ensure_images(client(), layers=self.topology.layers, log=self.log)
         start = time.monotonic()

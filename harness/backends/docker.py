@@ -11,7 +11,7 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, NotFound
 
-from ..labels import NODE_LABEL, OWNER_PID_LABEL, PREFIX, RUN_LABEL, TOPOLOGY_LABEL
+from ..labels import NODE_LABEL, OWNER_PID_LABEL, PREFIX, RUN_LABEL, SOURCE_LABEL, TOPOLOGY_LABEL
 from . import Backend, BackendError, ExecResult
 
 # --privileged fails on these hosts (CAP_SYS_RESOURCE is not grantable); this set runs systemd.
@@ -70,6 +70,7 @@ class DockerBackend(Backend):
 
     def _labels(self, **extra) -> dict:
         return {RUN_LABEL: self.run_id, TOPOLOGY_LABEL: self.topology.name,
+                SOURCE_LABEL: os.path.abspath(self.topology.source),
                 OWNER_PID_LABEL: str(os.getpid()), **extra}
 
     # ------------------------------------------------------------ lifecycle
@@ -232,5 +233,6 @@ def harness_runs(cli) -> dict[str, dict]:
                 *cli.networks.list(filters={"label": RUN_LABEL})]:
         labels = obj.attrs.get("Config", {}).get("Labels") or obj.attrs.get("Labels") or {}
         runs.setdefault(labels[RUN_LABEL], {"pid": labels.get(OWNER_PID_LABEL),
-                                            "topology": labels.get(TOPOLOGY_LABEL)})
+                                            "topology": labels.get(TOPOLOGY_LABEL),
+                                            "source": labels.get(SOURCE_LABEL)})
     return runs

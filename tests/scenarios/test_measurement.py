@@ -6,7 +6,7 @@ import pytest
 pytestmark = pytest.mark.cluster
 
 BLOCK_S = 5.0
-TOLERANCE_S = 0.3      # exec latency of the iptables insert/delete in the node
+TOLERANCE_S = 0.1      # scheduling jitter of the probe threads
 
 
 def test_measured_downtime_equals_known_port_block(scenario, cluster):
@@ -19,7 +19,10 @@ def test_measured_downtime_equals_known_port_block(scenario, cluster):
     assert scenario.wait_recovered(since=fault.healed_at)
     result = scenario.analyse(fault)
     measured = result["downtime"]["http:web"]["downtime_s"]
-    blocked = fault.healed_at - fault.started_at
-    print(f"blocked {blocked:.3f}s, measured {measured:.3f}s, interval {scenario.interval}s")
-    assert abs(measured - blocked) <= scenario.interval + TOLERANCE_S
+    # The rule was in place at least from `applied` to `heal`, at most from `start` to `end`.
+    shortest = fault.heal_requested_at - fault.applied_at
+    longest = fault.healed_at - fault.started_at
+    print(f"blocked between {shortest:.3f}s and {longest:.3f}s, measured {measured:.3f}s, "
+          f"interval {scenario.interval}s")
+    assert shortest - scenario.interval - TOLERANCE_S <= measured <= longest + scenario.interval + TOLERANCE_S
     assert cluster.vip_holder() == holder      # a blocked port is invisible to Pacemaker

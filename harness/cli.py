@@ -1,0 +1,195 @@
+"""python -m harness validate|up|status|down|gc|host|images"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from . import hostprep, topology as topo_mod
+
+
+def _fail(msg: str, code: int = 2):
+    print(f"error: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _load(path: str):
+    from .plugin import topology_path
+    try:
+        return topo_mod.load(topology_path(path))
+    except topo_mod.TopologyError as e:
+        _fail(str(e))
+
+
+def cmd_validate(args):
+    t = _load(args.topology)
+    print(f"{t.source}: ok ({len(t.nodes)} nodes, {len(t.vips)} VIPs, "
+          f"{len(t.resources.primitives)} primitives, subnet {t.subnet})")
+
+
+def cmd_host(args):
+    if args.action == "check":
+        problems = hostprep.problems()
+        for p in problems:
+            print(p)
+        sys.exit(1 if problems else 0)
+    try:
+        hostprep.prepare()
+    except hostprep.HostNotReady as e:
+        _fail(str(e))
+
+
+def _ready():
+    try:
+        hostprep.check()
+    except hostprep.HostNotReady as e:
+        _fail(str(e))
+
+
+def cmd_images(args):
+    _ready()
+    from . import images
+    from .backends.docker import client
+    t = _load(args.topology)
+    for r in images.ensure_images(client(), layers=t.layers, rebuild=args.rebuild):
+        print(f"{r.tag}: {'built in %.1fs' % r.seconds if r.built else 'reused'}")
+
+
+def cmd_up(args):
+    _ready()
+    from .run import ClusterRun
+    t = _load(args.topology)
+    run = ClusterRun(t, backend=args.backend, run_id=args.run_id, keep=True)
+    run.run_id = args.run_id or run.run_id
+    start = time.monotonic()
+    with_err = None
+    try:
+        cluster = run.up()
+    except BaseException as e:
+        with_err = e
+        run.keep = False
+        removed = run.down()
+        _fail(f"bring-up failed ({e}); removed {len(removed)} objects")
+    info = run.backend.describe()
+    print(f"cluster {t.name} up in {time.monotonic() - start:.1f}s: run {run.run_id}")
+    for node, n in info.get("nodes", {}).items():
+        print(f"  {node}: {n['ip']} ({n['container']})")
+    for v in run.topology.vips:
+        print(f"  VIP {v.name}: {v.ip} on {cluster.vip_holder(v.name)}")
+    print(f"  shell: {info.get('shell')}")
+    print(f"  status: python -m harness status {run.run_id}    remove: python -m harness down {run.run_id}")
+
+
+def _runs():
+    from .backends.docker import client, harness_runs
+    return harness_runs(client())
+
+
+def _pick_run(run_id: str | None) -> str:
+    runs = _runs()
+    if run_id:
+        if run_id not in runs:
+            _fail(f"no harness run {run_id!r} (existing: {', '.join(runs) or 'none'})")
+        return run_id
+    if len(runs) != 1:
+        _fail(f"{len(runs)} harness runs exist ({', '.join(runs) or 'none'}): name one")
+    return next(iter(runs))
+
+
+def cmd_status(args):
+    _ready()
+    from .backends.docker import DockerBackend
+    from .cluster import Cluster
+    run_id = _pick_run(args.run_id)
+    info = _runs()[run_id]
+    t = _load(info["source"] or info["topology"])
+    backend = DockerBackend(t, run_id)
+    if not backend.exists():
+        _fail(f"run {run_id}: nodes are missing (use `python -m harness down {run_id}`)")
+    cluster = Cluster(backend)
+    s = cluster.state()
+    print(f"run {run_id} ({t.name}, {t.subnet}): DC {s.dc}, quorum {'yes' if s.quorum else 'NO'}")
+    for n in s.nodes.values():
+        flags = [f for f, on in (("online", n.online), ("standby", n.standby), ("UNCLEAN", n.unclean)) if on]
+        print(f"  node {n.name}: {', '.join(flags) or 'offline'}")
+    for rid in sorted(s.resources):
+        where = s.where(rid)
+        print(f"  resource {rid}: {', '.join(where) if where else 'Stopped'}")
+    for f in s.failures:
+        print(f"  failed action: {f.resource} {f.op} on {f.node} rc={f.exitcode} {f.exitreason}")
+    for v in t.vips:
+        print(f"  VIP {v.name} {v.ip}: held by {cluster.vip_holders(v.ip) or 'no node'}")
+
+
+def cmd_down(args):
+    _ready()
+    from .backends.docker import client, remove_run
+    run_id = _pick_run(args.run_id)
+    removed = remove_run(client(), run_id)
+    print(f"removed {len(removed)} objects of run {run_id}: {', '.join(removed)}")
+
+
+def _alive(pid: str | None) -> bool:
+    if not pid or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def cmd_gc(args):
+    _ready()
+    from . import images
+    from .backends.docker import client, remove_run
+    cli = client()
+    removed, skipped = [], []
+    for run_id, info in _runs().items():
+        if _alive(info["pid"]) and not args.force and not run_id.startswith("keep-"):
+            skipped.append(f"{run_id} (pid {info['pid']} still running)")
+            continue
+        removed += remove_run(cli, run_id)
+    if args.images:
+        removed += [f"image {t}" for t in images.remove_images(cli)]
+    for line in removed:
+        print(f"removed {line}")
+    for line in skipped:
+        print(f"kept live run {line}; --force removes it too")
+    if not removed:
+        print("nothing to remove")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m harness", description="HA test harness for Pacemaker clusters")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("validate", help="check a topology file")
+    s.add_argument("topology")
+    s.set_defaults(fn=cmd_validate)
+    s = sub.add_parser("host", help="check or prepare this host (Docker engine, debootstrap)")
+    s.add_argument("action", choices=["check", "prepare"])
+    s.set_defaults(fn=cmd_host)
+    s = sub.add_parser("images", help="build (or reuse) the node images of a topology")
+    s.add_argument("topology", nargs="?", default="ha-2node")
+    s.add_argument("--rebuild", action="store_true")
+    s.set_defaults(fn=cmd_images)
+    s = sub.add_parser("up", help="bring a cluster up and keep it")
+    s.add_argument("topology", nargs="?", default="ha-2node")
+    s.add_argument("--backend", default="docker")
+    s.add_argument("--run-id")
+    s.set_defaults(fn=cmd_up)
+    s = sub.add_parser("status", help="nodes, DC, quorum and resource placement of a run")
+    s.add_argument("run_id", nargs="?")
+    s.set_defaults(fn=cmd_status)
+    s = sub.add_parser("down", help="remove a run's containers and network")
+    s.add_argument("run_id", nargs="?")
+    s.set_defaults(fn=cmd_down)
+    s = sub.add_parser("gc", help="remove leftovers of crashed runs (everything with harness labels)")
+    s.add_argument("--force", action="store_true", help="also remove runs whose owner process still lives")
+    s.add_argument("--images", action="store_true", help="also remove the cached node images")
+    s.set_defaults(fn=cmd_gc)
+    args = p.parse_args(argv)
+    args.fn(args)

@@ -1,0 +1,43 @@
+from pathlib import Path
+
+from harness import provision, topology
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_corosync_conf_two_node_and_nodelist():
+    t = topology.load(ROOT / "topologies/ha-2node.yaml").relocated("10.213.50.0/24")
+    conf = provision.render_corosync_conf(t, "run1")
+    assert "transport: knet" in conf and "token: 1000" in conf
+    assert "two_node: 1" in conf
+    assert conf.count("ring0_addr:") == 2 and "ring0_addr: 10.213.50.12" in conf
+    assert "consensus" not in conf
+
+
+def test_corosync_conf_three_nodes_no_two_node():
+    conf = provision.render_corosync_conf(topology.load(ROOT / "topologies/ha-3node.yaml"), "r")
+    assert "two_node" not in conf and "nodeid: 3" in conf
+
+
+def test_cib_renders_topology_resources():
+    t = topology.load(ROOT / "topologies/ha-2node.yaml")
+    cib = provision.render_cib(t)
+    assert "property cib-bootstrap-options: stonith-enabled=false no-quorum-policy=stop" in cib
+    assert "primitive vip ocf:heartbeat:IPaddr2 params ip=10.213.10.100 cidr_netmask=24 nic=eth0 " \
+           "op monitor interval=5s timeout=20s" in cib
+    assert "group g_public vip web" in cib
+    assert "rsc_defaults rsc-options: resource-stickiness=100" in cib
+
+
+def test_cib_quotes_values_with_spaces():
+    data = {"name": "q", "network": {"subnet": "10.1.2.0/24"},
+            "nodes": [{"name": "a", "ip": "10.1.2.5"}, {"name": "b", "ip": "10.1.2.6"}],
+            "resources": {"primitives": [{"id": "x", "agent": "ocf:heartbeat:Dummy",
+                                          "params": {"state": "a b"}}],
+                          "clones": [{"id": "x-clone", "rsc": "x", "meta": {"interleave": True}}],
+                          "colocations": [{"id": "c1", "rsc": "x-clone", "with": "x-clone", "score": 100}],
+                          "orders": [{"id": "o1", "first": "x-clone", "then": "x-clone", "kind": "Optional"}]}}
+    cib = provision.render_cib(topology.parse(data))
+    assert "params state='a b'" in cib
+    assert "clone x-clone x meta interleave=true" in cib
+    assert "colocation c1 100: x-clone x-clone" in cib and "order o1 Optional: x-clone x-clone" in cib

@@ -1,0 +1,100 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import topology
+from harness.topology import TopologyError
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = yaml.safe_load((ROOT / "topologies/ha-2node.yaml").read_text())
+
+
+def parse(mutate):
+    data = copy.deepcopy(BASE)
+    mutate(data)
+    return topology.parse(data, "t.yaml")
+
+
+def error_of(mutate) -> str:
+    with pytest.raises(TopologyError) as e:
+        parse(mutate)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("t.yaml: ")
+    return msg
+
+
+@pytest.mark.parametrize("name", ["ha-2node", "ha-3node"])
+def test_shipped_topologies_load(name):
+    t = topology.load(ROOT / f"topologies/{name}.yaml")
+    assert t.name == name
+    assert t.corosync.two_node == (len(t.nodes) == 2)
+    assert t.vip("public").ip.startswith(t.subnet.rsplit(".", 1)[0])
+
+
+def test_unknown_key_names_key():
+    assert "nodes[0].colour: unknown key" in error_of(lambda d: d["nodes"][0].update(colour="red"))
+    assert "corosync.tokn: unknown key" in error_of(lambda d: d["corosync"].update(tokn=5))
+
+
+def test_bad_ip():
+    assert "nodes[1].ip: '10.213.10.300' is not a valid IPv4 address" in error_of(
+        lambda d: d["nodes"][1].update(ip="10.213.10.300"))
+
+
+def test_vip_outside_subnet():
+    msg = error_of(lambda d: d["vips"][0].update(ip="192.168.7.1"))
+    assert "vips[0].ip: 192.168.7.1 is outside subnet 10.213.10.0/24" in msg
+
+
+def test_duplicate_node_name():
+    assert "nodes[1].name: duplicate node name 'node1'" in error_of(
+        lambda d: d["nodes"][1].update(name="node1"))
+
+
+def test_fewer_than_two_nodes():
+    assert "nodes: a cluster needs at least 2 nodes, got 1" in error_of(lambda d: d["nodes"].pop())
+
+
+def test_unknown_agent_class():
+    msg = error_of(lambda d: d["resources"]["primitives"][0].update(agent="heartbeat2:IPaddr2"))
+    assert "resources.primitives[0].agent: unknown resource agent class 'heartbeat2'" in msg
+
+
+def test_malformed_ocf_agent():
+    assert "is malformed" in error_of(lambda d: d["resources"]["primitives"][0].update(agent="ocf:IPaddr2"))
+
+
+def test_group_member_must_exist():
+    assert "'nope' is not a primitive" in error_of(
+        lambda d: d["resources"]["groups"][0]["members"].append("nope"))
+
+
+def test_placeholder_must_name_a_vip():
+    msg = error_of(lambda d: d["resources"]["primitives"][0]["params"].update(ip="${vip.private}"))
+    assert "params.ip: ${vip.private} names no such vip" in msg
+
+
+def test_two_node_needs_two_nodes():
+    def three(d):
+        d["nodes"].append({"name": "node3", "ip": "10.213.10.13"})
+        d["corosync"]["two_node"] = True
+    assert "corosync.two_node: two_node needs exactly 2 nodes" in error_of(three)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(TopologyError, match="no such topology file"):
+        topology.load(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(TopologyError, match=r"bad.yaml: line \d+: not valid YAML"):
+        topology.load(bad)
+
+
+def test_relocation_keeps_host_parts_and_expands_placeholders():
+    t = parse(lambda d: None).relocated("10.213.77.0/24")
+    assert [n.ip for n in t.nodes] == ["10.213.77.11", "10.213.77.12"]
+    assert t.expand("${vip.public}/${vip.public.prefix} ${node.node2}") == "10.213.77.100/24 10.213.77.12"
+    with pytest.raises(TopologyError):
+        t.relocated("10.213.0.0/16")
