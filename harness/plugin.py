@@ -48,6 +48,22 @@ def topology_path(value: str) -> Path:
     return path
 
 
+def progress(config):
+    """A log function that reaches the terminal even while pytest captures output."""
+    started = time.monotonic()
+    capman = config.pluginmanager.getplugin("capturemanager")
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+
+    def log(msg: str) -> None:
+        line = f"[harness +{time.monotonic() - started:6.1f}s] {msg}"
+        if capman and reporter:
+            with capman.global_and_fixture_disabled():
+                reporter.write_line(line)
+        else:
+            print(line, flush=True)
+    return log
+
+
 @pytest.fixture(scope="session")
 def topology(pytestconfig):
     try:
@@ -79,8 +95,7 @@ def run_dir(pytestconfig, topology):
 @pytest.fixture(scope="session")
 def cluster_run(pytestconfig, topology, run_dir):
     run = ClusterRun(topology, backend=pytestconfig.getoption("--backend"),
-                     keep=pytestconfig.getoption("--keep-cluster"),
-                     log=lambda msg: print(f"[harness] {msg}", flush=True))
+                     keep=pytestconfig.getoption("--keep-cluster"), log=progress(pytestconfig))
     pytestconfig._ha_run = run
     try:
         run.up()

@@ -72,12 +72,16 @@ class Provisioner:
 
     def bring_up(self) -> Cluster:
         self._each(self.wait_booted)
+        self.log("nodes booted (systemd running)")
         self.write_cluster_files()
         self._each(self.start_stack)
+        self.log("corosync and pacemaker started on every node")
         cluster = Cluster(self.backend)
-        cluster.wait_formed(timeout=180)
+        state = cluster.wait_formed(timeout=180)
+        self.log(f"cluster formed: {len(state.online)} nodes online, DC {state.dc}, quorum")
         self.load_cib(cluster)
         cluster.wait_settled(timeout=180)
+        self.log("CIB loaded and cluster settled")
         return cluster
 
     def load_cib(self, cluster: Cluster) -> None:

@@ -125,6 +125,7 @@ def ensure_images(client, layers=LAYERS, mirror: str = DEFAULT_MIRROR, log=print
 
 def _ensure(client, tag, rebuild, log, build) -> BuildResult:
     if not rebuild and _exists(client, tag):
+        log(f"image {tag} reused")
         return BuildResult(tag, False, 0.0)
     start = time.monotonic()
     build(tag)
