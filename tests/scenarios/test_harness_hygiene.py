@@ -1,0 +1,59 @@
+"""The harness itself: concurrent runs do not collide, an interrupted run leaves nothing."""
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.backends.docker import DockerBackend, client
+from harness.labels import OWNER_PID_LABEL, RUN_LABEL, new_run_id
+
+pytestmark = pytest.mark.cluster
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_second_run_of_same_topology_gets_its_own_network(cluster, topology):
+    other = DockerBackend(topology, new_run_id())
+    try:
+        subnet = ipaddress.ip_network(other.create_network())
+        assert not subnet.overlaps(ipaddress.ip_network(cluster.topology.subnet))
+    finally:
+        removed = other.destroy()
+    assert removed == [f"network {other.network_name}"]
+
+
+def _objects_of_pid(pid: int):
+    cli = client()
+    label = f"{OWNER_PID_LABEL}={pid}"
+    return ([c.name for c in cli.containers.list(all=True, filters={"label": label})] +
+            [n.name for n in cli.networks.list(filters={"label": label})])
+
+
+def test_ctrl_c_during_bring_up_leaves_nothing_behind(cluster, tmp_path):
+    """Start a second pytest session, interrupt it while its cluster is being
+    provisioned, and check that none of its containers or networks survive."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "tests/scenarios/test_node_failures.py::test_kill_vip_holder_moves_vip_to_survivor",
+         "--reports-dir", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and len(_objects_of_pid(child.pid)) < 2:
+            assert child.poll() is None, child.stdout.read()
+            time.sleep(0.2)
+        created = _objects_of_pid(child.pid)
+        assert created, "the child run never created its nodes"
+        time.sleep(3)                      # well inside provisioning (it takes ~30 s)
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=180)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    left = _objects_of_pid(child.pid)
+    assert not left, f"left behind after Ctrl-C: {left}\n{out[-2000:]}"
+    assert "KeyboardInterrupt" in out or "Interrupted" in out or "interrupted" in out, out[-2000:]
