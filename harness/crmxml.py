@@ -26,6 +26,7 @@ class ResourceState:
     nodes: tuple             # where it is active
     parent: str | None = None    # group or clone id
     clone: str | None = None     # enclosing clone id, if any
+    target_role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,10 @@ class ClusterState:
                       if not any(i.clone for i in insts) and len(self.where(rid)) > 1)
 
     def stopped(self) -> list[str]:
-        return sorted(rid for rid, insts in self.resources.items() if not any(i.active for i in insts))
+        """Resources running nowhere, except those stopped on purpose (target-role=Stopped)."""
+        return sorted(rid for rid, insts in self.resources.items()
+                      if not any(i.active for i in insts)
+                      and not any((i.target_role or "").lower() == "stopped" for i in insts))
 
 
 def parse_crm_mon(xml_text: str) -> ClusterState:
@@ -93,18 +97,20 @@ def parse_crm_mon(xml_text: str) -> ClusterState:
     return state
 
 
-def _walk_resources(elem, state: ClusterState, parent, clone) -> None:
+def _walk_resources(elem, state: ClusterState, parent, clone, target_role=None) -> None:
     for child in elem:
+        role = child.get("target_role") or target_role
         if child.tag == "resource":
             rid = child.get("id").split(":")[0]       # anonymous clone instances: "web:0"
             state.resources.setdefault(rid, []).append(ResourceState(
                 id=rid, agent=child.get("resource_agent", ""), role=child.get("role", ""),
                 active=_b(child, "active"), failed=_b(child, "failed"), managed=_b(child, "managed"),
-                nodes=tuple(n.get("name") for n in child.findall("node")), parent=parent, clone=clone))
+                nodes=tuple(n.get("name") for n in child.findall("node")), parent=parent, clone=clone,
+                target_role=role))
         elif child.tag == "group":
-            _walk_resources(child, state, parent=child.get("id").split(":")[0], clone=clone)
+            _walk_resources(child, state, child.get("id").split(":")[0], clone, role)
         elif child.tag in ("clone", "bundle"):
-            _walk_resources(child, state, parent=child.get("id"), clone=child.get("id"))
+            _walk_resources(child, state, child.get("id"), child.get("id"), role)
 
 
 def _b(elem, attr: str) -> bool:

@@ -19,25 +19,30 @@ def _crm_quote(value) -> str:
     return s if s and all(ch.isalnum() or ch in "._/:-,=" for ch in s) else shlex.quote(s)
 
 
-def _env() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True)
+def template_env(subdir: str = "") -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES / subdir),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters["crm_quote"] = _crm_quote
     return env
+
+
+_env = template_env
 
 
 def render_corosync_conf(topology, run_id: str) -> str:
     return _env().get_template("corosync.conf.j2").render(t=topology, run_id=run_id)
 
 
-def render_cib(topology) -> str:
-    return _env().get_template("cib.crm.j2").render(t=topology).strip() + "\n"
+def render_cib(topology, stopped=()) -> str:
+    """The CIB as crmsh commands; resources in `stopped` get target-role=Stopped."""
+    return _env().get_template("cib.crm.j2").render(t=topology, stopped=set(stopped)).strip() + "\n"
 
 
 class Provisioner:
     def __init__(self, backend, log=print):
         self.backend = backend
         self.log = log
+        self.control_plane = None      # set when the topology has an OpenStack control plane
 
     @property
     def topology(self):
@@ -70,21 +75,54 @@ class Provisioner:
         self.wait_booted(node)
         self.backend.exec(node, "systemctl start corosync && systemctl start pacemaker", timeout=120)
 
+    def install_agents(self) -> None:
+        """Copy resource agent directories (the project's own, a user's RA checkout) into every node."""
+        files = [(a.provider, p) for a in self.topology.agents for p in sorted(Path(a.path).iterdir())
+                 if p.is_file()]
+
+        def install(node):
+            for provider, path in files:
+                self.backend.copy(node, path.read_bytes(), f"/usr/lib/ocf/resource.d/{provider}/{path.name}",
+                                  mode=0o755)
+        self._each(install)
+
     def bring_up(self) -> Cluster:
         self._each(self.wait_booted)
         self.log("nodes booted (systemd running)")
         self.write_cluster_files()
+        self.install_agents()
         self._each(self.start_stack)
         self.log("corosync and pacemaker started on every node")
         cluster = Cluster(self.backend)
         state = cluster.wait_formed(timeout=180)
         self.log(f"cluster formed: {len(state.online)} nodes online, DC {state.dc}, quorum")
-        self.load_cib(cluster)
-        cluster.wait_settled(timeout=180)
-        self.log("CIB loaded and cluster settled")
+        if self.topology.openstack:
+            self.bring_up_openstack(cluster)
+        else:
+            self.load_cib(cluster)
+            cluster.wait_settled(timeout=180)
+            self.log("CIB loaded and cluster settled")
         return cluster
 
-    def load_cib(self, cluster: Cluster) -> None:
+    def bring_up_openstack(self, cluster: Cluster) -> None:
+        from .openstack import ControlPlane
+        cp = self.control_plane = ControlPlane(self.backend, cluster, log=self.log)
+        cp.write_configs()
+        later = [r for r in self.topology.resources.top_level() if r not in self.topology.openstack.bootstrap_with]
+        self.load_cib(cluster, stopped=later)
+        cluster.wait_settled(timeout=300)
+        holder = cluster.vip_holder(cp.spec.vip)
+        self.log(f"bootstrap resources running on {holder}; bootstrapping OpenStack there")
+        cp.bootstrap(holder)
+        for rid in later:
+            self.backend.exec(holder, f"crm_resource --resource {rid} --meta --delete-parameter target-role")
+        cluster.wait_settled(timeout=600)
+        self.log(f"all resources started; APIs answer through the VIP after {cp.wait_apis():.0f}s more")
+        cp.create_catalog()
+        cp.discover_compute()
+        self.log("catalog created and compute host discovered")
+
+    def load_cib(self, cluster: Cluster, stopped=()) -> None:
         node = cluster.any_online_node()
-        self.backend.copy(node, render_cib(self.topology).encode(), "/root/harness-cib.crm")
+        self.backend.copy(node, render_cib(self.topology, stopped).encode(), "/root/harness-cib.crm")
         self.backend.exec(node, "crm configure load update /root/harness-cib.crm", timeout=120)

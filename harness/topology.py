@@ -96,6 +96,26 @@ class HttpCheck:
 
 
 @dataclass(frozen=True)
+class AgentDir:
+    provider: str        # installed as /usr/lib/ocf/resource.d/<provider>/
+    path: str            # absolute, resolved against the topology file's directory
+
+
+@dataclass(frozen=True)
+class SharedVolume:
+    name: str
+    path: str            # mount point in every node (a shared disk, as DRBD/SAN would give)
+
+
+@dataclass(frozen=True)
+class OpenStack:
+    vip: str
+    region: str = "RegionOne"
+    services: tuple = ("keystone", "glance", "placement", "neutron", "nova", "cinder")
+    bootstrap_with: tuple = ()     # resources that must run for the one-time bootstrap
+
+
+@dataclass(frozen=True)
 class Resources:
     primitives: tuple = ()
     groups: tuple = ()
@@ -105,6 +125,11 @@ class Resources:
 
     def ids(self) -> set[str]:
         return {r.id for r in (*self.primitives, *self.groups, *self.clones)}
+
+    def top_level(self) -> list[str]:
+        """Resources not inside a group or clone (where target-role takes effect as a whole)."""
+        inner = {m for g in self.groups for m in g.members} | {c.rsc for c in self.clones}
+        return [r.id for r in (*self.primitives, *self.groups, *self.clones) if r.id not in inner]
 
 
 @dataclass(frozen=True)
@@ -121,6 +146,9 @@ class Topology:
     op_defaults: dict
     resources: Resources
     http_checks: tuple
+    agents: tuple = ()
+    shared_volumes: tuple = ()
+    openstack: OpenStack | None = None
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -224,7 +252,7 @@ def parse(data, source: str = "<topology>") -> Topology:
     c = _Ctx(source)
     top = c.mapping(data, "", {"name", "description", "image", "network", "nodes", "vips",
                                "corosync", "properties", "rsc_defaults", "op_defaults",
-                               "resources", "probes"},
+                               "resources", "probes", "agents", "shared_volumes", "openstack"},
                     {"name", "network", "nodes"})
     name = c.ident(top["name"], "name", NAME)
     subnet = _subnet(c, top["network"])
@@ -232,6 +260,10 @@ def parse(data, source: str = "<topology>") -> Topology:
     vips = _vips(c, top.get("vips"), subnet, {n.ip for n in nodes})
     image = c.mapping(top.get("image") or {}, "image", {"layers"})
     layers = tuple(c.seq(image.get("layers", ["cluster"]), "image.layers"))
+    from .images import LAYERS
+    for layer in layers:
+        if layer not in LAYERS:
+            c.fail("image.layers", f"unknown layer {layer!r} (known: {', '.join(LAYERS)})")
     resources = _resources(c, top.get("resources") or {})
     topo = Topology(
         name=name, source=source, subnet=str(subnet), nodes=nodes, vips=vips,
@@ -239,9 +271,63 @@ def parse(data, source: str = "<topology>") -> Topology:
         properties=_flat(c, top.get("properties"), "properties"),
         rsc_defaults=_flat(c, top.get("rsc_defaults"), "rsc_defaults"),
         op_defaults=_flat(c, top.get("op_defaults"), "op_defaults"),
-        resources=resources, http_checks=_http_checks(c, top.get("probes") or {}, vips))
+        resources=resources, http_checks=_http_checks(c, top.get("probes") or {}, vips),
+        agents=_agents(c, top.get("agents"), source), shared_volumes=_volumes(c, top.get("shared_volumes")),
+        openstack=_openstack(c, top.get("openstack"), vips, resources))
     _check_placeholders(c, topo)
     return topo
+
+
+SERVICES = ("keystone", "glance", "placement", "neutron", "nova", "cinder")
+BUILTIN_AGENTS = Path(__file__).parent / "agents"
+
+
+def _agents(c: _Ctx, raw, source: str) -> tuple:
+    """Agent directories to install on the nodes: the project's own, and e.g. a user's RA checkout."""
+    agents = [AgentDir("harness", str(BUILTIN_AGENTS / "harness"))]
+    base = Path(source).resolve().parent
+    for i, a in enumerate(c.seq(raw, "agents")):
+        key = f"agents[{i}]"
+        a = c.mapping(a, key, {"provider", "path"}, {"provider", "path"})
+        provider = c.ident(a["provider"], f"{key}.provider", NAME)
+        path = (base / str(a["path"])).resolve()
+        if not path.is_dir():
+            c.fail(f"{key}.path", f"{path} is not a directory")
+        if provider == "heartbeat":
+            c.fail(f"{key}.provider", "'heartbeat' would overwrite resource-agents' own agents; "
+                                      "use another provider name")
+        agents = [x for x in agents if x.provider != provider] + [AgentDir(provider, str(path))]
+    return tuple(agents)
+
+
+def _volumes(c: _Ctx, raw) -> tuple:
+    vols = []
+    for i, v in enumerate(c.seq(raw, "shared_volumes")):
+        key = f"shared_volumes[{i}]"
+        v = c.mapping(v, key, {"name", "path"}, {"name", "path"})
+        if not str(v["path"]).startswith("/"):
+            c.fail(f"{key}.path", f"{v['path']!r} must be an absolute path")
+        vols.append(SharedVolume(c.ident(v["name"], f"{key}.name", NAME), str(v["path"])))
+    return tuple(vols)
+
+
+def _openstack(c: _Ctx, raw, vips, resources) -> OpenStack | None:
+    if raw is None:
+        return None
+    raw = c.mapping(raw, "openstack", {"vip", "region", "services", "bootstrap_with"}, {"vip"})
+    if raw["vip"] not in {v.name for v in vips}:
+        c.fail("openstack.vip", f"{raw['vip']!r} is not a vip of this topology")
+    services = tuple(c.seq(raw.get("services", list(SERVICES)), "openstack.services"))
+    for s in services:
+        if s not in SERVICES:
+            c.fail("openstack.services", f"unknown service {s!r} (known: {', '.join(SERVICES)})")
+    if "keystone" not in services:
+        c.fail("openstack.services", "keystone is required")
+    boot = tuple(c.seq(raw.get("bootstrap_with"), "openstack.bootstrap_with"))
+    for r in boot:
+        if r not in resources.ids():
+            c.fail("openstack.bootstrap_with", f"{r!r} is not a known resource")
+    return OpenStack(raw["vip"], str(raw.get("region", "RegionOne")), services, boot)
 
 
 def _subnet(c: _Ctx, net) -> ipaddress.IPv4Network:

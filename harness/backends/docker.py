@@ -98,13 +98,21 @@ class DockerBackend(Backend):
         # The topology's subnet may be taken (e.g. by a concurrent run): every
         # address of the plan moves with the subnet actually obtained.
         self.topology = self.topology.relocated(self.create_network())
+        binds = dict(NODE_HOST_CONFIG["binds"])
+        for vol in self.topology.shared_volumes:
+            # One volume mounted in every node: the shared disk an active/passive
+            # database sits on. Docker seeds an empty volume from the image's content.
+            name = f"{PREFIX}-{self.run_id}-{vol.name}"
+            self.cli.volumes.create(name, labels=self._labels())
+            binds[name] = {"bind": vol.path, "mode": "rw"}
         for node in self.topology.nodes:
             endpoint = self.cli.api.create_endpoint_config(ipv4_address=node.ip)
             self.cli.api.create_container(
                 image, name=self.container_name(node.name), hostname=node.name,
                 labels=self._labels(**{NODE_LABEL: node.name}),
                 host_config=self.cli.api.create_host_config(
-                    **NODE_HOST_CONFIG, extra_hosts={n.name: n.ip for n in self.topology.nodes}),
+                    **{**NODE_HOST_CONFIG, "binds": binds},
+                    extra_hosts={n.name: n.ip for n in self.topology.nodes}),
                 networking_config=self.cli.api.create_networking_config({self.network_name: endpoint}),
                 stop_signal="SIGRTMIN+3")
         for node in self.topology.nodes:
@@ -223,6 +231,12 @@ def remove_run(cli, run_id: str | None) -> list[str]:
             removed.append(f"network {n.name}")
         except NotFound:
             pass
+    for v in cli.volumes.list(filters={"label": label}):
+        try:
+            v.remove(force=True)
+            removed.append(f"volume {v.name}")
+        except NotFound:
+            pass
     return removed
 
 
@@ -230,7 +244,8 @@ def harness_runs(cli) -> dict[str, dict]:
     """Every run with objects on this engine: {run_id: {"pid": owner pid, "topology": name}}."""
     runs: dict[str, dict] = {}
     for obj in [*cli.containers.list(all=True, filters={"label": RUN_LABEL}),
-                *cli.networks.list(filters={"label": RUN_LABEL})]:
+                *cli.networks.list(filters={"label": RUN_LABEL}),
+                *cli.volumes.list(filters={"label": RUN_LABEL})]:
         labels = obj.attrs.get("Config", {}).get("Labels") or obj.attrs.get("Labels") or {}
         runs.setdefault(labels[RUN_LABEL], {"pid": labels.get(OWNER_PID_LABEL),
                                             "topology": labels.get(TOPOLOGY_LABEL),

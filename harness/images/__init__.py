@@ -20,7 +20,7 @@ import yaml
 from ..labels import IMAGE_LABEL
 
 HERE = Path(__file__).parent
-LAYERS = ("cluster",)          # known layers above the base, in build order
+LAYERS = ("cluster", "openstack")   # known layers above the base, in build order
 REPO = "ha-harness"
 LOCK_FILE = "/var/lock/ha-harness-images.lock"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"

@@ -1,0 +1,222 @@
+"""The OpenStack control plane under Pacemaker: per-node configuration and the
+one-time bootstrap (databases, Fernet keys, schemas, catalog, cells v2).
+
+Order (what must exist before what):
+  configs on every node -> CIB loaded with only `bootstrap_with` running (VIP, DB, MQ, cache)
+  -> databases, keys and schemas from the bootstrap node -> every other resource started
+  -> catalog through the VIP with openstacksdk -> compute host discovered.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ..provision import template_env
+
+SERVICE_USERS = ("glance", "placement", "nova", "cinder", "neutron")
+DATABASES = {"keystone": ["keystone"], "glance": ["glance"], "placement": ["placement"],
+             "nova": ["nova_api", "nova", "nova_cell0"], "cinder": ["cinder"], "neutron": ["neutron"]}
+CONFIG_FILES = {   # template -> path in the node, per service
+    "keystone": [("keystone.conf.j2", "/etc/keystone/keystone.conf")],
+    "glance": [("glance-api.conf.j2", "/etc/glance/glance-api.conf")],
+    "placement": [("placement.conf.j2", "/etc/placement/placement.conf")],
+    "nova": [("nova.conf.j2", "/etc/nova/nova.conf")],
+    "cinder": [("cinder.conf.j2", "/etc/cinder/cinder.conf")],
+    "neutron": [("neutron.conf.j2", "/etc/neutron/neutron.conf"),
+                ("ml2_conf.ini.j2", "/etc/neutron/plugins/ml2/ml2_conf.ini")],
+}
+# (catalog service name, type, port, path) for endpoints on the VIP
+ENDPOINTS = {
+    "glance": ("glance", "image", 9292, ""),
+    "placement": ("placement", "placement", 8778, ""),
+    "nova": ("nova", "compute", 8774, "/v2.1"),
+    "cinder": ("cinderv3", "volumev3", 8776, "/v3/%(project_id)s"),
+    "neutron": ("neutron", "network", 9696, ""),
+}
+API_PORTS = {"keystone": 5000, "glance": 9292, "placement": 8778, "nova": 8774, "cinder": 8776,
+             "neutron": 9696}
+SECRETS_PATH = "/etc/harness/openstack-secrets.json"
+
+
+def new_secrets() -> dict:
+    keys = ["admin", "rabbit", *SERVICE_USERS, *(f"db_{s}" for s in DATABASES)]
+    return {k: secrets.token_hex(12) for k in keys}
+
+
+class ControlPlane:
+    def __init__(self, backend, cluster, log=print, pw: dict | None = None):
+        self.backend = backend
+        self.cluster = cluster
+        self.log = log
+        self.pw = pw or new_secrets()
+
+    @property
+    def topology(self):
+        return self.backend.topology
+
+    @property
+    def spec(self):
+        return self.topology.openstack
+
+    @property
+    def vip(self) -> str:
+        return self.topology.vip(self.spec.vip).ip
+
+    @property
+    def keystone_url(self) -> str:
+        return f"http://{self.vip}:5000/v3"
+
+    def _each(self, fn) -> None:
+        nodes = [n.name for n in self.topology.nodes]
+        with ThreadPoolExecutor(len(nodes)) as pool:
+            list(pool.map(fn, nodes))
+
+    def sh(self, node: str, cmd: str, timeout: float = 300):
+        return self.backend.exec(node, cmd, timeout=timeout)
+
+    # ------------------------------------------------------------ configuration (before the CIB)
+    def write_configs(self) -> None:
+        env = template_env("openstack")
+        services = self.spec.services
+
+        def write(node):
+            ctx = dict(vip=self.vip, node_ip=self.topology.node(node).ip, pw=self.pw,
+                       keystone=f"http://{self.vip}:5000", region=self.spec.region)
+            files = [("mariadb.cnf.j2", "/etc/mysql/mariadb.conf.d/99-harness.cnf")]
+            for svc in services:
+                files += CONFIG_FILES[svc]
+            for tpl, path in files:
+                self.backend.copy(node, env.get_template(tpl).render(**ctx).encode(), path)
+            self.backend.copy(node, self._rabbitmq_conf().encode(), "/etc/rabbitmq/rabbitmq.conf")
+            self.backend.copy(node, json.dumps(self.pw).encode(), SECRETS_PATH, mode=0o600)
+        self._each(write)
+
+    def _rabbitmq_conf(self) -> str:
+        # The default user is created when a node's fresh database first boots: every
+        # node gets the same account without starting RabbitMQ during the bootstrap.
+        return (f"default_user = openstack\ndefault_pass = {self.pw['rabbit']}\n"
+                "default_permissions.configure = .*\ndefault_permissions.read = .*\n"
+                "default_permissions.write = .*\nloopback_users = none\n")
+
+    # ------------------------------------------------------------ one-time bootstrap
+    def bootstrap(self, node: str) -> None:
+        """Databases, keys and schemas, run once from `node` (where the DB runs)."""
+        t0 = time.monotonic()
+        self.create_databases(node)
+        self.share_keystone_keys(node)
+        self.sync_schemas(node)
+        self.log(f"OpenStack databases, keys and schemas ready in {time.monotonic() - t0:.0f}s")
+
+    def create_databases(self, node: str) -> None:
+        sql = []
+        for svc, dbs in DATABASES.items():
+            if svc not in self.spec.services:
+                continue
+            for db in dbs:
+                sql.append(f"CREATE DATABASE IF NOT EXISTS {db};")
+                sql.append(f"GRANT ALL PRIVILEGES ON {db}.* TO '{svc}'@'%' IDENTIFIED BY '{self.pw['db_' + svc]}';")
+        self.sh(node, f"mysql -e \"{' '.join(sql)} FLUSH PRIVILEGES;\"")
+
+    def share_keystone_keys(self, node: str) -> None:
+        """Fernet and credential keys must be identical on every node."""
+        self.sh(node, "keystone-manage fernet_setup --keystone-user keystone --keystone-group keystone && "
+                      "keystone-manage credential_setup --keystone-user keystone --keystone-group keystone")
+        blob = self.sh(node, "tar -C /etc/keystone -czf - fernet-keys credential-keys | base64 -w0").out.strip()
+        for other in (n.name for n in self.topology.nodes if n.name != node):
+            self.backend.copy(other, blob.encode(), "/root/keystone-keys.b64")
+            self.sh(other, "base64 -d /root/keystone-keys.b64 | tar -C /etc/keystone -xzf - && rm /root/keystone-keys.b64")
+
+    def sync_schemas(self, node: str) -> None:
+        admin_pw = self.pw["admin"]
+        steps = {
+            "keystone": ["runuser -u keystone -- keystone-manage db_sync",
+                         f"runuser -u keystone -- keystone-manage bootstrap --bootstrap-password {admin_pw} "
+                         f"--bootstrap-admin-url {self.keystone_url} --bootstrap-internal-url {self.keystone_url} "
+                         f"--bootstrap-public-url {self.keystone_url} --bootstrap-region-id {self.spec.region}"],
+            "glance": ["runuser -u glance -- glance-manage db_sync"],
+            "placement": ["runuser -u placement -- placement-manage db sync"],
+            "nova": ["runuser -u nova -- nova-manage api_db sync",
+                     "runuser -u nova -- nova-manage cell_v2 map_cell0",
+                     "runuser -u nova -- nova-manage cell_v2 list_cells | grep -q ' cell1 ' || "
+                     "runuser -u nova -- nova-manage cell_v2 create_cell --name=cell1",
+                     "runuser -u nova -- nova-manage db sync"],
+            "cinder": ["runuser -u cinder -- cinder-manage db sync"],
+            "neutron": ["runuser -u neutron -- neutron-db-manage --config-file /etc/neutron/neutron.conf "
+                        "--config-file /etc/neutron/plugins/ml2/ml2_conf.ini upgrade heads"],
+        }
+        # two at a time: the machine has two cores and the syncs are CPU-bound
+        chains = [" && ".join(steps[s]) for s in self.spec.services]
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda cmd: self.sh(node, cmd, timeout=600), chains))
+
+    # ------------------------------------------------------------ after every service runs
+    def connect(self, **kw):
+        import openstack
+        return openstack.connect(auth_url=self.keystone_url, username="admin", password=self.pw["admin"],
+                                 project_name="admin", user_domain_name="Default",
+                                 project_domain_name="Default", region_name=self.spec.region,
+                                 identity_api_version="3", **kw)
+
+    def create_catalog(self) -> None:
+        conn = self.connect()
+        ident = conn.identity
+        service_project = ident.find_project("service") or ident.create_project(name="service", domain_id="default")
+        admin_role = ident.find_role("admin")
+        for svc in self.spec.services:
+            if svc == "keystone":
+                continue
+            user = ident.find_user(svc) or ident.create_user(name=svc, password=self.pw[svc], domain_id="default")
+            ident.assign_project_role_to_user(service_project, user, admin_role)
+            name, kind, port, path = ENDPOINTS[svc]
+            service = ident.find_service(name) or ident.create_service(name=name, type=kind)
+            existing = {e.interface for e in ident.endpoints(service_id=service.id)}
+            for interface in ("public", "internal", "admin"):
+                if interface not in existing:
+                    ident.create_endpoint(service_id=service.id, interface=interface,
+                                          url=f"http://{self.vip}:{port}{path}", region_id=self.spec.region)
+        conn.close()
+
+    def wait_apis(self, timeout: float = 300) -> float:
+        """Until every API answers HTTP through the VIP; return the seconds waited."""
+        import http.client
+        t0 = time.monotonic()
+        pending = {s: API_PORTS[s] for s in self.spec.services}
+        while pending and time.monotonic() - t0 < timeout:
+            for svc, port in list(pending.items()):
+                try:
+                    c = http.client.HTTPConnection(self.vip, port, timeout=3)
+                    c.request("GET", "/")
+                    if c.getresponse().status < 500:
+                        del pending[svc]
+                except OSError:
+                    pass
+            time.sleep(1)
+        if pending:
+            raise TimeoutError(f"APIs not answering through the VIP after {timeout:.0f}s: {sorted(pending)}")
+        return time.monotonic() - t0
+
+    def discover_compute(self, timeout: float = 180) -> None:
+        """Map the compute service into cell1 once it has registered (needed to schedule)."""
+        if "nova" not in self.spec.services:
+            return
+        conn = self.connect()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            services = [s for s in conn.compute.services() if s.binary == "nova-compute"]
+            if services and all(s.state == "up" for s in services):
+                break
+            time.sleep(2)
+        else:
+            raise TimeoutError("nova-compute never reported up")
+        holder = self.cluster.vip_holder(self.spec.vip)
+        self.sh(holder, "runuser -u nova -- nova-manage cell_v2 discover_hosts --verbose")
+        conn.close()
+
+    def clouds_yaml(self) -> str:
+        import yaml
+        return yaml.safe_dump({"clouds": {self.topology.name: {
+            "auth": {"auth_url": self.keystone_url, "username": "admin", "password": self.pw["admin"],
+                     "project_name": "admin", "user_domain_name": "Default", "project_domain_name": "Default"},
+            "region_name": self.spec.region, "identity_api_version": 3}}})
