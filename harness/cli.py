@@ -163,6 +163,55 @@ def cmd_gc(args):
         print("nothing to remove")
 
 
+def _report(fn, *args):
+    """Run a report function; bad input ends in one line naming the problem."""
+    from .report.results import ResultsError
+    try:
+        return fn(*args)
+    except ResultsError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"{e.filename or '?'}: {e.strerror or e}")
+
+
+def cmd_report_html(args):
+    from .report import html
+    print(f"wrote {_report(html.write, args.results, args.out)}")
+
+
+def cmd_report_compare(args):
+    from pathlib import Path
+    from .report import compare, results
+    base, new = _report(results.load, args.base), _report(results.load, args.new)
+    rows = compare.compare(base, new, args.threshold_s, args.threshold_pct)
+    for note in compare.notes(base, new):
+        print(note)
+    shown = rows if args.all else [r for r in rows if r.status != compare.SAME]
+    print(compare.text_table(shown) if shown else "no figure changed")
+    print(compare.summary(rows, args.threshold_s, args.threshold_pct))
+    if args.html:
+        page = compare.html_page(rows, args.base, args.new, args.threshold_s, args.threshold_pct,
+                                 compare.notes(base, new))
+        _report(Path(args.html).write_text, page)
+        print(f"wrote {args.html}")
+    sys.exit(1 if compare.regressions(rows) else 0)
+
+
+def cmd_report_trend(args):
+    from .report import trend
+    out, skipped = _report(trend.write, args.dir, args.out)
+    for line in skipped:
+        print(f"warning: {line}", file=sys.stderr)
+    print(f"wrote {out}")
+
+
+def cmd_report_upgrade(args):
+    from .report import results
+    out = args.out or args.results
+    doc = _report(results.upgrade, args.results, out)
+    print(f"wrote {_report(results.write, doc, out)} (schema {doc['schema_version']})")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m harness", description="HA test harness for Pacemaker clusters")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -191,5 +240,27 @@ def main(argv=None):
     s.add_argument("--force", action="store_true", help="also remove runs whose owner process still lives")
     s.add_argument("--images", action="store_true", help="also remove the cached node images")
     s.set_defaults(fn=cmd_gc)
+    s = sub.add_parser("report", help="failover reports: rebuild the HTML, compare two runs, trend over runs")
+    rsub = s.add_subparsers(dest="report_cmd", required=True)
+    r = rsub.add_parser("html", help="(re)build report.html from a results.json and its histories")
+    r.add_argument("results", help="results.json (schema 1)")
+    r.add_argument("--out", help="output file (default: report.html next to RESULTS)")
+    r.set_defaults(fn=cmd_report_html)
+    r = rsub.add_parser("compare", help="what got worse or better; exit 1 on a regression beyond the thresholds")
+    r.add_argument("base")
+    r.add_argument("new")
+    r.add_argument("--threshold-s", type=float, default=1.0, help="seconds a figure must grow by (default 1.0)")
+    r.add_argument("--threshold-pct", type=float, default=20.0, help="percent it must grow by, too (default 20)")
+    r.add_argument("--html", help="also write the comparison as HTML here")
+    r.add_argument("--all", action="store_true", help="also print unchanged figures")
+    r.set_defaults(fn=cmd_report_compare)
+    r = rsub.add_parser("trend", help="figures over time from a directory of results.json files")
+    r.add_argument("dir")
+    r.add_argument("--out", default="trend.html", help="output file (default: trend.html)")
+    r.set_defaults(fn=cmd_report_trend)
+    r = rsub.add_parser("upgrade", help="convert a results.json written before schema versions to schema 1")
+    r.add_argument("results")
+    r.add_argument("--out", help="output file (default: rewrite RESULTS in place)")
+    r.set_defaults(fn=cmd_report_upgrade)
     args = p.parse_args(argv)
     args.fn(args)

@@ -35,10 +35,27 @@ def pytest_addoption(parser):
                 help="default recovery target per API in seconds (default: 120)")
 
 
+@pytest.hookimpl(tryfirst=True)      # before junitxml's pytest_configure reads xmlpath
 def pytest_configure(config):
+    from .report.session import choose_run_dir
     config.addinivalue_line("markers", "nodes(n): the scenario needs a topology of at least n nodes")
     config.addinivalue_line("markers", "cluster: the test runs against a real cluster")
     config._ha_results = []
+    config._ha_outcomes = {}          # nodeid -> outcome of each cluster test, for results.json
+    config._ha_facts = None           # packages and agent checksums, read while the cluster is up
+    config._ha_started = time.time()
+    config._ha_cluster_tests = []
+    try:
+        name = topo_mod.load(topology_path(config.getoption("--topology"))).name
+    except topo_mod.TopologyError:
+        name = Path(config.getoption("--topology")).stem
+    config._ha_topology_name = name
+    config._ha_run_dir = choose_run_dir(config.getoption("--reports-dir"), name)
+    config._ha_run_dir_used = False
+    config._ha_junit_auto = False
+    if hasattr(config.option, "xmlpath") and not config.option.xmlpath and not hasattr(config, "workerinput"):
+        config.option.xmlpath = str(config._ha_run_dir / "junit.xml")
+        config._ha_junit_auto = True
 
 
 def topology_path(value: str) -> Path:
@@ -85,10 +102,9 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def run_dir(pytestconfig, topology):
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = Path(pytestconfig.getoption("--reports-dir")) / f"{stamp}-{topology.name}"
+    path = pytestconfig._ha_run_dir          # named in pytest_configure, next to junit.xml
     path.mkdir(parents=True, exist_ok=True)
-    pytestconfig._ha_run_dir = path
+    pytestconfig._ha_run_dir_used = True
     return path
 
 
@@ -155,22 +171,25 @@ def _slug(nodeid: str) -> str:
 
 
 def pytest_sessionfinish(session, exitstatus):
+    """results.json (schema 1) and report.html in the run directory."""
     config = session.config
     run_dir = getattr(config, "_ha_run_dir", None)
-    if run_dir is None or not config._ha_results:
+    if run_dir is None or not (config._ha_results or config._ha_run_dir_used):
         return
+    from .report import session as report_session
     run = getattr(config, "_ha_run", None)
-    payload = {"topology": run.topology.name if run else None,
-               "run_id": run.run_id if run else None,
-               "timings": {"bring_up_s": run.timings.bring_up_s,
-                           "images": [vars(i) for i in run.timings.images]} if run else None,
-               "scenarios": config._ha_results}
-    (run_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_obj = report_session.run_fields(run, config._ha_topology_name, config._ha_started, exitstatus,
+                                            getattr(config.option, "xmlpath", None), run_dir, config._ha_facts)
+        config._ha_report = report_session.write(run_dir, run_obj, config._ha_results, config._ha_outcomes)
+    except Exception as e:       # a report bug must not hide the test results: say it, keep going
+        config._ha_report_error = f"{type(e).__name__}: {e}"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    run_dir = getattr(config, "_ha_run_dir", None)
-    if not config._ha_results:
+    run_dir = getattr(config, "_ha_run_dir", None) if config._ha_run_dir_used else None
+    if not (config._ha_results or getattr(config, "_ha_report", None) or getattr(config, "_ha_report_error", None)):
         return
     tr = terminalreporter
     tr.section("HA scenario figures")
@@ -183,3 +202,80 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                           f"[interval {r['probe_interval_s']}s]")
     if run_dir:
         tr.write_line(f"histories and results: {run_dir}")
+    if getattr(config, "_ha_report", None):
+        tr.write_line(f"report: {config._ha_report[1]}  (results: {config._ha_report[0]})")
+    if getattr(config, "_ha_junit_auto", False) and config.option.xmlpath:
+        tr.write_line(f"junit: {config.option.xmlpath}")
+    if getattr(config, "_ha_report_error", None):
+        tr.write_line(f"REPORT NOT WRITTEN: {config._ha_report_error}", red=True)
+
+
+# ---------------------------------------------------------------- reports: bookkeeping hooks
+
+def pytest_collection_finish(session):
+    config = session.config
+    config._ha_cluster_tests = [i.nodeid for i in session.items if "cluster_run" in getattr(i, "fixturenames", ())]
+    if config._ha_junit_auto and (not config._ha_cluster_tests or config.option.collectonly):
+        # Unit-only or collect-only session: no run directory, so no junit.xml in one.
+        try:
+            from _pytest.junitxml import xml_key
+        except ImportError:         # pytest moved it: keep the (empty-run) junit.xml then
+            return
+        xml = config.stash.get(xml_key, None)
+        if xml is not None:
+            del config.stash[xml_key]
+            config.pluginmanager.unregister(xml)
+        config._ha_junit_auto = False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    value = yield
+    config = request.config
+    if fixturedef.argname == "cluster_run" and config._ha_facts is None and getattr(value, "cluster", None):
+        # Read packages and agent checksums now: the cluster is gone by sessionfinish.
+        from .report.facts import cluster_facts
+        try:
+            config._ha_facts = cluster_facts(value.backend, value.topology)
+        except Exception as e:       # facts are for the report; never fail the session for them
+            config._ha_facts = {"fact_errors": [f"facts not collected: {type(e).__name__}: {e}"]}
+    return value
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A line when each cluster scenario starts and ends, with its elapsed time."""
+    config = item.config
+    if item.nodeid not in config._ha_cluster_tests:
+        return (yield)
+    if not hasattr(config, "_ha_log"):
+        config._ha_log = progress(config)
+    n, total = config._ha_cluster_tests.index(item.nodeid) + 1, len(config._ha_cluster_tests)
+    config._ha_log(f"scenario {n}/{total} start: {item.nodeid}")
+    started = time.monotonic()
+    try:
+        return (yield)
+    finally:
+        outcome = config._ha_outcomes.get(item.nodeid, {}).get("outcome", "not run")
+        config._ha_log(f"scenario {n}/{total} {outcome} in {time.monotonic() - started:.1f}s: {item.nodeid}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    config = item.config
+    if item.nodeid in config._ha_cluster_tests:
+        from .report.session import record_outcome
+        record_outcome(config._ha_outcomes, report)
+    if call.when == "teardown" and config.getoption("htmlpath", None):
+        entry = next((e for e in config._ha_results if e["test"] == item.nodeid), None)
+        if entry:
+            # pytest-html: the scenario's figures and timeline in its row.
+            from pytest_html import extras
+            from .report.session import scenario_fragment
+            try:
+                fragment = scenario_fragment(entry["test"], entry["history"], entry["results"], config._ha_run_dir)
+            except Exception as e:
+                fragment = f"<p>timeline not rendered: {type(e).__name__}: {e}</p>"
+            report.extras = [*getattr(report, "extras", []), extras.html(fragment)]
+    return report

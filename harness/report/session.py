@@ -1,0 +1,72 @@
+"""What a pytest session leaves in its run directory: results.json (schema 1) and
+report.html (pytest's own junitxml writes junit.xml there). Called by the plugin;
+kept here so the plugin stays wiring only."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from . import facts, html, results
+
+
+def run_fields(run, topology_name: str | None, started_wall: float, exit_status: int,
+               junit: str | None, run_dir: Path, cluster_facts: dict | None) -> dict:
+    """The `run` object from the ClusterRun (None when no cluster came up)."""
+    backend = run.backend.name if run else None
+    timings = None
+    if run:
+        timings = {"bring_up_s": run.timings.bring_up_s, "create_s": run.timings.create_s,
+                   "images": [vars(i) for i in run.timings.images]}
+    cf = cluster_facts or {"fact_errors": ["no cluster came up: packages and agent checksums not read"]}
+    return results.run_info(
+        topology=run.topology.name if run else topology_name, backend=backend,
+        run_id=run.run_id if run else None, seed=getattr(run, "seed", None),
+        started_wall=round(started_wall, 3), finished_wall=round(time.time(), 3), exit_status=int(exit_status),
+        junit=_junit_ref(junit, run_dir), timings=timings, packages=cf.get("packages"),
+        packages_node=cf.get("packages_node"), resource_agents=cf.get("resource_agents"),
+        host=facts.host_facts(backend), fact_errors=cf.get("fact_errors"))
+
+
+def _junit_ref(junit: str | None, run_dir: Path) -> str | None:
+    if not junit:
+        return None
+    rel = os.path.relpath(Path(junit).resolve(), Path(run_dir).resolve())
+    return Path(rel).as_posix() if not rel.startswith("..") else str(Path(junit).resolve())
+
+
+def write(run_dir: Path, run_obj: dict, entries: list, outcomes: dict) -> tuple[Path, Path]:
+    """results.json, then report.html from it (which validates it against the schema:
+    an invalid document is still written, so no data is lost, and the error raised)."""
+    path = results.write(results.build(run_obj, entries, run_dir, outcomes), run_dir / "results.json")
+    return path, html.write(path)
+
+
+def scenario_fragment(test: str, history_path: str, analysed: list, run_dir: Path) -> str:
+    """One scenario's block (figures, timeline) for a pytest-html row."""
+    entry = results.scenario_entry(test, Path(history_path), analysed, Path(run_dir))
+    return html.scenario_body(entry, results.load_history(Path(run_dir) / "results.json", entry))
+
+
+def choose_run_dir(reports_dir: str | Path, topology_name: str) -> Path:
+    """reports/<stamp>-<topology>, decided when pytest starts (junit.xml goes there);
+    created only when a cluster test needs it."""
+    base = Path(reports_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{topology_name}"
+    path, n = base, 1
+    while path.exists():            # two sessions started in the same second
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def record_outcome(outcomes: dict, report) -> None:
+    """Fold one phase's pytest report into {nodeid: {"outcome", "duration_s", "message"}}."""
+    o = outcomes.setdefault(report.nodeid, {"outcome": "passed", "duration_s": 0.0, "message": None})
+    o["duration_s"] = round(o["duration_s"] + report.duration, 3)
+    if report.failed:
+        o["outcome"] = "failed" if report.when == "call" else "error"
+        text = f"[{report.when}] {report.longreprtext[-3000:]}"
+        o["message"] = f"{o['message']}\n{text}" if o["message"] else text
+    elif report.skipped and o["outcome"] == "passed":
+        o["outcome"] = "skipped"
+        o["message"] = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else report.longreprtext
