@@ -60,14 +60,14 @@ def cmd_up(args):
     _ready()
     from .run import ClusterRun
     t = _load(args.topology)
+    # default id keep-<topology>: `pytest --keep-cluster` then reuses this cluster
     run = ClusterRun(t, backend=args.backend, run_id=args.run_id, keep=True)
-    run.run_id = args.run_id or run.run_id
     start = time.monotonic()
-    with_err = None
     try:
         cluster = run.up()
     except BaseException as e:
-        with_err = e
+        if args.keep_failed:
+            _fail(f"bring-up failed ({e}); kept for debugging: python -m harness down {run.run_id}")
         run.keep = False
         removed = run.down()
         _fail(f"bring-up failed ({e}); removed {len(removed)} objects")
@@ -229,6 +229,7 @@ def main(argv=None):
     s.add_argument("topology", nargs="?", default="ha-2node")
     s.add_argument("--backend", default="docker")
     s.add_argument("--run-id")
+    s.add_argument("--keep-failed", action="store_true", help="keep the nodes if bring-up fails (debugging)")
     s.set_defaults(fn=cmd_up)
     s = sub.add_parser("status", help="nodes, DC, quorum and resource placement of a run")
     s.add_argument("run_id", nargs="?")

@@ -40,6 +40,8 @@ def pytest_configure(config):
     from .report.session import choose_run_dir
     config.addinivalue_line("markers", "nodes(n): the scenario needs a topology of at least n nodes")
     config.addinivalue_line("markers", "cluster: the test runs against a real cluster")
+    config.addinivalue_line("markers", "openstack: the scenario needs a topology with an OpenStack control plane")
+    config.addinivalue_line("markers", "http_probe: the scenario needs an HTTP probe target in the topology")
     config._ha_results = []
     config._ha_outcomes = {}          # nodeid -> outcome of each cluster test, for results.json
     config._ha_facts = None           # packages and agent checksums, read while the cluster is up
@@ -91,13 +93,17 @@ def topology(pytestconfig):
 
 def pytest_collection_modifyitems(config, items):
     try:
-        n_nodes = len(topo_mod.load(topology_path(config.getoption("--topology"))).nodes)
+        topo = topo_mod.load(topology_path(config.getoption("--topology")))
     except topo_mod.TopologyError:
         return
     for item in items:
         mark = item.get_closest_marker("nodes")
-        if mark and n_nodes < mark.args[0]:
-            item.add_marker(pytest.mark.skip(reason=f"needs {mark.args[0]} nodes, topology has {n_nodes}"))
+        if mark and len(topo.nodes) < mark.args[0]:
+            item.add_marker(pytest.mark.skip(reason=f"needs {mark.args[0]} nodes, topology has {len(topo.nodes)}"))
+        if item.get_closest_marker("openstack") and topo.openstack is None:
+            item.add_marker(pytest.mark.skip(reason=f"topology {topo.name} has no OpenStack control plane"))
+        if item.get_closest_marker("http_probe") and not topo.http_checks:
+            item.add_marker(pytest.mark.skip(reason=f"topology {topo.name} defines no HTTP probe"))
 
 
 @pytest.fixture(scope="session")
@@ -123,6 +129,18 @@ def cluster_run(pytestconfig, topology, run_dir):
 @pytest.fixture(scope="session")
 def cluster(cluster_run):
     return cluster_run.cluster
+
+
+@pytest.fixture(scope="session")
+def cloud(cluster_run, run_dir):
+    """An openstacksdk connection to the control plane through the VIP (admin)."""
+    cp = cluster_run.provisioner.control_plane
+    if cp is None:
+        pytest.skip("the topology has no OpenStack control plane")
+    (run_dir / "clouds.yaml").write_text(cp.clouds_yaml())
+    conn = cp.connect()
+    yield conn
+    conn.close()
 
 
 @pytest.fixture

@@ -108,19 +108,40 @@ class Provisioner:
         from .openstack import ControlPlane
         cp = self.control_plane = ControlPlane(self.backend, cluster, log=self.log)
         cp.write_configs()
-        later = [r for r in self.topology.resources.top_level() if r not in self.topology.openstack.bootstrap_with]
-        self.load_cib(cluster, stopped=later)
+        rsc = self.topology.resources
+        # Three phases: infrastructure (DB, MQ, VIP) for the bootstrap; then Keystone
+        # alone, to create the catalog; then everything else, whose users now exist.
+        early = set(rsc.primitives_under(cp.spec.bootstrap_with))
+        identity = [p for p in rsc.primitives_under([cp.spec.identity]) if p not in early]
+        later = [p.id for p in rsc.primitives if p.id not in early and p.id not in identity]
+        self.load_cib(cluster, stopped=[*identity, *later])
         cluster.wait_settled(timeout=300)
         holder = cluster.vip_holder(cp.spec.vip)
         self.log(f"bootstrap resources running on {holder}; bootstrapping OpenStack there")
         cp.bootstrap(holder)
-        for rid in later:
-            self.backend.exec(holder, f"crm_resource --resource {rid} --meta --delete-parameter target-role")
+        self.start_resources(holder, identity)
+        cluster.wait_settled(timeout=300)
+        cp.wait_apis(services=["keystone"])
+        cp.create_catalog()
+        self.log("Keystone up, catalog created")
+        self.start_resources(holder, later)
         cluster.wait_settled(timeout=600)
         self.log(f"all resources started; APIs answer through the VIP after {cp.wait_apis():.0f}s more")
-        cp.create_catalog()
         cp.discover_compute()
-        self.log("catalog created and compute host discovered")
+        self.log("compute host discovered")
+
+    def reattach_openstack(self, cluster: Cluster) -> None:
+        """For a kept cluster: the control plane's credentials, read back from a node."""
+        import json
+        from .openstack import SECRETS_PATH, ControlPlane
+        node = cluster.any_online_node()
+        pw = json.loads(self.backend.exec(node, ["cat", SECRETS_PATH]).out)
+        self.control_plane = ControlPlane(self.backend, cluster, log=self.log, pw=pw)
+
+    def start_resources(self, node: str, ids) -> None:
+        """Drop the target-role=Stopped the CIB was loaded with."""
+        for rid in ids:
+            self.backend.exec(node, f"crm_resource --resource {rid} --meta --delete-parameter target-role")
 
     def load_cib(self, cluster: Cluster, stopped=()) -> None:
         node = cluster.any_online_node()

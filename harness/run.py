@@ -59,7 +59,9 @@ class ClusterRun:
                 if not self.backend.is_running(node.name):
                     self.backend.start(node.name)
                     self.provisioner.start_stack(node.name)
-            self.cluster.wait_settled(timeout=180)
+            self.cluster.wait_settled(timeout=300)
+            if self.topology.openstack:
+                self.provisioner.reattach_openstack(self.cluster)
             return self.cluster
         if not self.keep:
             atexit.register(self.down)  # last resort if the caller never reaches down()

@@ -113,6 +113,8 @@ class OpenStack:
     region: str = "RegionOne"
     services: tuple = ("keystone", "glance", "placement", "neutron", "nova", "cinder")
     bootstrap_with: tuple = ()     # resources that must run for the one-time bootstrap
+    identity: str = "keystone"     # Keystone's resource: started alone so the catalog exists
+                                   # before any other service authenticates
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,20 @@ class Resources:
 
     def ids(self) -> set[str]:
         return {r.id for r in (*self.primitives, *self.groups, *self.clones)}
+
+    def primitives_under(self, ids) -> list[str]:
+        """Primitive ids inside the given resources (primitives, groups, clones), in order."""
+        groups = {g.id: list(g.members) for g in self.groups}
+        clones = {c.id: c.rsc for c in self.clones}
+        out = []
+        for rid in ids:
+            if rid in clones:
+                out += self.primitives_under([clones[rid]])
+            elif rid in groups:
+                out += groups[rid]
+            else:
+                out.append(rid)
+        return out
 
     def top_level(self) -> list[str]:
         """Resources not inside a group or clone (where target-role takes effect as a whole)."""
@@ -314,7 +330,7 @@ def _volumes(c: _Ctx, raw) -> tuple:
 def _openstack(c: _Ctx, raw, vips, resources) -> OpenStack | None:
     if raw is None:
         return None
-    raw = c.mapping(raw, "openstack", {"vip", "region", "services", "bootstrap_with"}, {"vip"})
+    raw = c.mapping(raw, "openstack", {"vip", "region", "services", "bootstrap_with", "identity"}, {"vip"})
     if raw["vip"] not in {v.name for v in vips}:
         c.fail("openstack.vip", f"{raw['vip']!r} is not a vip of this topology")
     services = tuple(c.seq(raw.get("services", list(SERVICES)), "openstack.services"))
@@ -327,7 +343,10 @@ def _openstack(c: _Ctx, raw, vips, resources) -> OpenStack | None:
     for r in boot:
         if r not in resources.ids():
             c.fail("openstack.bootstrap_with", f"{r!r} is not a known resource")
-    return OpenStack(raw["vip"], str(raw.get("region", "RegionOne")), services, boot)
+    identity = raw.get("identity", "keystone")
+    if identity not in resources.ids():
+        c.fail("openstack.identity", f"{identity!r} is not a known resource")
+    return OpenStack(raw["vip"], str(raw.get("region", "RegionOne")), services, boot, identity)
 
 
 def _subnet(c: _Ctx, net) -> ipaddress.IPv4Network:

@@ -121,8 +121,10 @@ class ControlPlane:
 
     def share_keystone_keys(self, node: str) -> None:
         """Fernet and credential keys must be identical on every node."""
+        # as root (it writes under /etc/keystone), then hand its log back to keystone
         self.sh(node, "keystone-manage fernet_setup --keystone-user keystone --keystone-group keystone && "
-                      "keystone-manage credential_setup --keystone-user keystone --keystone-group keystone")
+                      "keystone-manage credential_setup --keystone-user keystone --keystone-group keystone && "
+                      "chown -R keystone:keystone /var/log/keystone")
         blob = self.sh(node, "tar -C /etc/keystone -czf - fernet-keys credential-keys | base64 -w0").out.strip()
         for other in (n.name for n in self.topology.nodes if n.name != node):
             self.backend.copy(other, blob.encode(), "/root/keystone-keys.b64")
@@ -178,11 +180,11 @@ class ControlPlane:
                                           url=f"http://{self.vip}:{port}{path}", region_id=self.spec.region)
         conn.close()
 
-    def wait_apis(self, timeout: float = 300) -> float:
+    def wait_apis(self, services=None, timeout: float = 300) -> float:
         """Until every API answers HTTP through the VIP; return the seconds waited."""
         import http.client
         t0 = time.monotonic()
-        pending = {s: API_PORTS[s] for s in self.spec.services}
+        pending = {s: API_PORTS[s] for s in (services or self.spec.services)}
         while pending and time.monotonic() - t0 < timeout:
             for svc, port in list(pending.items()):
                 try:

@@ -15,3 +15,7 @@ done
 # No hypervisor: the fake driver boots servers to ACTIVE in about a second.
 printf '[DEFAULT]\ncompute_driver = fake.FakeDriver\n' > /etc/nova/nova-compute.conf
 echo "still enabled:"; systemctl list-unit-files --state=enabled --no-legend | awk '{print "  " $1}'
+# neutron-api (Zed) reads Port.port_forwardings, a backref SQLAlchemy only creates when the
+# mappers are configured; in a fresh API worker nothing has done that yet and every port list
+# (so every nova GET /servers/{id}) fails with 500. Configure them once the app is loaded.
+printf '\n# ha-harness: create ORM backrefs (Port.port_forwardings) before the first request\nfrom sqlalchemy import orm as _orm\n_orm.configure_mappers()\n' >> /usr/bin/neutron-api
