@@ -131,6 +131,27 @@ def cluster(cluster_run):
     return cluster_run.cluster
 
 
+def managed_services(topo) -> list[tuple[str, str]]:
+    """(resource id, systemd unit) of every resource that runs a daemon through a unit."""
+    found = []
+    for p in topo.resources.primitives:
+        if p.agent_class == "systemd":
+            found.append((p.id, p.agent.split(":", 1)[1]))
+        elif p.params.get("unit"):
+            found.append((p.id, p.params["unit"]))
+    return found
+
+
+def pytest_generate_tests(metafunc):
+    if "managed_service" in metafunc.fixturenames:
+        try:
+            topo = topo_mod.load(topology_path(metafunc.config.getoption("--topology")))
+        except topo_mod.TopologyError:
+            return
+        services = managed_services(topo)
+        metafunc.parametrize("managed_service", services, ids=[rid for rid, _ in services])
+
+
 @pytest.fixture(scope="session")
 def cloud(cluster_run, run_dir):
     """An openstacksdk connection to the control plane through the VIP (admin)."""

@@ -74,6 +74,12 @@ class Scenario:
         }
         v = checkers.verdict(downtimes, target_s or self.target_s)
         result["verdict"] = vars(v)
+        # what the analysis saw, so a report can recompute it from the saved history
+        result["analysed_at"] = self.history.now()
+        result["analysis_end"] = end
+        result["node"] = node
+        result["findings"] = [f"VIP {name} was held by {mv['max_holders']} nodes at once"
+                              for name, mv in result["vip"].items() if mv["max_holders"] > 1]
         recovered = [d.recovered_at for d in downtimes if d.recovered_at is not None]
         result["full_recovery_s"] = round(max(recovered) - since, 3) if recovered else None
         self.results.append(result)
@@ -93,6 +99,6 @@ class Scenario:
                 if mv["move_s"] is not None:
                     lines.append(f"    VIP {vip}: {mv['before']} -> {mv['after']} after {mv['move_s']:.2f}s "
                                  f"(max holders at once: {mv['max_holders']})")
-            for reason in r["verdict"]["reasons"]:
+            for reason in [*r["verdict"]["reasons"], *r["findings"]]:
                 lines.append(f"    FINDING: {reason}")
         return lines

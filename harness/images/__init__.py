@@ -131,7 +131,22 @@ def _ensure(client, tag, rebuild, log, build) -> BuildResult:
     build(tag)
     took = time.monotonic() - start
     log(f"built {tag} in {took:.1f}s")
+    _prune_stale(client, tag, log)
     return BuildResult(tag, True, took)
+
+
+def _prune_stale(client, tag: str, log) -> None:
+    """Drop older recipes of the same image (2 GB each for OpenStack); in-use ones stay."""
+    import docker
+    repo = tag.rsplit(":", 1)[0]
+    for image in client.images.list(name=repo, filters={"label": IMAGE_LABEL}):
+        for old in image.tags:
+            if old != tag:
+                try:
+                    client.images.remove(old)
+                    log(f"removed stale image {old}")
+                except docker.errors.APIError:
+                    pass        # a container still uses it
 
 
 def remove_images(client) -> list[str]:

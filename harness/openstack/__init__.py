@@ -222,3 +222,9 @@ class ControlPlane:
             "auth": {"auth_url": self.keystone_url, "username": "admin", "password": self.pw["admin"],
                      "project_name": "admin", "user_domain_name": "Default", "project_domain_name": "Default"},
             "region_name": self.spec.region, "identity_api_version": 3}}})
+
+    def probe_auth(self) -> dict:
+        """The credentials `connect` uses, as a dict for harness.osprobes.openstack_probes."""
+        return {"auth_url": self.keystone_url, "username": "admin", "password": self.pw["admin"],
+                "project_name": "admin", "user_domain_name": "Default", "project_domain_name": "Default",
+                "region_name": self.spec.region}

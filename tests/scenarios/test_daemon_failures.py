@@ -1,0 +1,71 @@
+"""Daemons that die or are stopped under Pacemaker, the cluster stack included,
+and faults Pacemaker must ride out without a failover."""
+import time
+
+import pytest
+
+from harness.cluster import poll
+
+pytestmark = pytest.mark.cluster
+
+
+def _run(scenario, fault_factory, node_of_rsc=None):
+    scenario.start_probes()
+    scenario.baseline()
+    fault = fault_factory()
+    recovered = scenario.wait_recovered(since=fault.started_at + 0.5)
+    fault.heal()
+    result = scenario.analyse(fault, node=node_of_rsc)
+    return recovered, result
+
+
+@pytest.mark.parametrize("how", ["stop", "sigkill"])
+def test_service_failure_is_recovered(scenario, cluster, managed_service, how):
+    """`systemctl stop` / SIGKILL of a managed daemon: Pacemaker's monitor notices and recovers it."""
+    rid, unit = managed_service
+    node = cluster.state().where(rid)[0]
+    scenario.expected_failures.add(rid)
+    service = scenario.nemesis.service(node, unit)
+
+    def act():
+        fault = getattr(service, how)()
+        # the outage must be seen by Pacemaker: a failed monitor, then a restart
+        poll(lambda: (any(f.resource == rid for f in cluster.state().failures), rid), 60, what=f"{rid} failure noticed")
+        return fault
+    recovered, result = _run(scenario, act)
+    assert recovered, result["verdict"]["reasons"]
+    assert cluster.state().where(rid), f"{rid} is not running again"
+    assert result["verdict"]["passed"], result["verdict"]["reasons"]
+
+
+def test_corosync_killed_on_vip_holder(scenario, cluster):
+    """SIGKILL of corosync on the active node: pacemaker there loses its membership, the
+    other node takes over."""
+    holder = cluster.vip_holder()
+    recovered, result = _run(scenario, lambda: scenario.nemesis.service(holder, "corosync").sigkill(), holder)
+    assert recovered, result["verdict"]["reasons"]
+    assert result["verdict"]["passed"], result["verdict"]["reasons"]
+
+
+def test_monitor_failure_of_vip_resource(scenario, cluster):
+    rid = cluster.vip_resource("public")
+    holder = cluster.vip_holder()
+    scenario.expected_failures.add(rid)
+    recovered, result = _run(scenario, lambda: scenario.nemesis.fail_resource(rid, holder))
+    assert recovered, result["verdict"]["reasons"]
+    assert result["verdict"]["passed"], result["verdict"]["reasons"]
+
+
+def test_packet_loss_does_not_cause_failover(scenario, cluster):
+    """10 % loss on the active node's cluster traffic for 20 s: knet retransmits, the
+    membership holds, and the VIP must not move."""
+    holder = cluster.vip_holder()
+    scenario.start_probes()
+    scenario.baseline()
+    with scenario.nemesis.packet_loss(holder, 0.10) as fault:
+        time.sleep(20)
+    scenario.wait_recovered(since=fault.healed_at)
+    result = scenario.analyse(fault, node=holder)
+    assert cluster.vip_holder() == holder, "a 10 % packet loss made the VIP move"
+    assert result["vip"]["public"]["move_s"] is None
+    assert result["verdict"]["passed"], result["verdict"]["reasons"]
