@@ -23,7 +23,6 @@ import errno
 import http.client
 import json
 import re
-import socket
 import threading
 import time
 import urllib.parse
@@ -226,7 +225,9 @@ class TokenSource:
             self._login_if_due(token)
             token = self._token
         if token is None:
-            raise NoToken(f"no token; last login failed: {type(self.last_error).__name__}: {self.last_error}")
+            err = self.last_error
+            raise NoToken("no token yet: another probe is logging in" if err is None else
+                          f"no token; last login failed: {type(err).__name__}: {err}")
         return token
 
     def renew(self, rejected: str) -> None:

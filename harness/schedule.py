@@ -72,12 +72,16 @@ class Schedule:
     def __init__(self, steps=(), seed: int | None = None):
         self.seed = seed
         self.steps: list[Step] = []
-        for s in steps:
-            self.add(*s) if isinstance(s, tuple) else self.steps.append(s)
+        for step in steps:
+            if isinstance(step, Step):
+                self.steps.append(step)
+            else:
+                self.add(*step)         # (at_s, action, hold_s)
         self.applied: list[tuple[dict, Any]] = []       # (step description, fault), in order
         self.errors: list[BaseException] = []
         self._stop = threading.Event()
-        self._lock = threading.Lock()       # guards `applied` against stop() healing meanwhile
+        self._lock = threading.Lock()       # one heal at a time, `applied` complete when stop() reads it
+        self._healed: set[int] = set()      # id() of faults whose heal ran (never heal twice)
         self._thread: threading.Thread | None = None
         self._stopped = False
         self.nemesis = None
@@ -150,7 +154,11 @@ class Schedule:
         return self
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Until every step was applied and every held fault healed (True), or `timeout`."""
+        """Until every step was applied and every held fault healed (True), or `timeout`.
+
+        A step that fails to apply ends the run early (True as well); stop() raises it.
+        Faults held until the end (hold_s None) are still active: stop() heals them.
+        """
         if self._thread is not None:
             self._thread.join(timeout)
         return self._thread is not None and not self._thread.is_alive()
@@ -192,6 +200,8 @@ class Schedule:
             if next_heal <= next_apply:
                 self._heal(heapq.heappop(holds)[2])
                 continue
+            if self._stop.is_set():         # stopped while waking up: apply nothing more
+                break
             index, step = pending.pop(0)
             fault = self._apply(index, step)
             if fault is None:
@@ -216,16 +226,20 @@ class Schedule:
         return fault
 
     def _heal(self, fault) -> None:
-        try:
-            with self._lock:
-                fault.heal()                # Fault.heal is idempotent: stop() may heal it too
-        except BaseException as e:
-            self.errors.append(e)
+        # the thread (hold over) and stop() may both reach a fault; its heal runs once
+        with self._lock:
+            if id(fault) in self._healed:
+                return
+            self._healed.add(id(fault))
+            try:
+                fault.heal()
+            except Exception as e:      # heal the others anyway; stop() reports it
+                self.errors.append(e)
 
     def _heal_applied(self) -> None:
         """Heal what is still active, newest first (like Nemesis.heal_all), every one even if one fails."""
         with self._lock:
-            faults = [f for _, f in reversed(self.applied) if getattr(f, "active", True)]
+            faults = [f for _, f in reversed(self.applied)]
         for fault in faults:
             self._heal(fault)
 
