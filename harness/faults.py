@@ -216,7 +216,9 @@ class PortBlock(IptablesFault):
         super().__init__(nemesis, node, port=port)
 
     def rules(self):
-        return {self.target: [["INPUT", "-p", "tcp", "--dport", str(self.port), "-j", "DROP"]]}
+        # clients only: loopback stays open, or the resource's own monitor would see the
+        # block and Pacemaker would restart the service (no longer a known, pure outage)
+        return {self.target: [["INPUT", "!", "-i", "lo", "-p", "tcp", "--dport", str(self.port), "-j", "DROP"]]}
 
 
 class PacketLoss(IptablesFault):

@@ -183,6 +183,12 @@ def scenario(request, pytestconfig, cluster, history, nemesis, run_dir):
                   target_s=pytestconfig.getoption("--recovery-target"),
                   interval=pytestconfig.getoption("--probe-interval"))
     sc.expected_failures = set()     # resource ids whose failed actions the scenario causes on purpose
+    cp = request.getfixturevalue("cluster_run").provisioner.control_plane
+    if cp is not None:
+        # what real clients see: one password login per second, token-reusing API calls
+        from .osprobes import openstack_probes
+        sc.probe_factories.append(lambda interval, timeout: openstack_probes(
+            cp.probe_auth(), interval=interval, timeout=max(timeout, 2.0)))
     try:
         yield sc
     finally:

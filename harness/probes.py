@@ -78,7 +78,9 @@ class Probe:
 
 
 class HttpProbe(Probe):
-    """GET a URL; 2xx is up. The body (our probe target answers its node name) is the detail."""
+    """GET a URL; any answer below 500 is up (an OpenStack API root answers 300 Multiple
+    Choices, or 401): the service is there. The body (our probe target answers its node
+    name; APIs a version document) is the detail, cut short."""
     concurrent = True
 
     def __init__(self, name: str, host: str, port: int, path: str = "/", interval: float = 0.25,
@@ -92,9 +94,10 @@ class HttpProbe(Probe):
             conn.request("GET", self.path, headers={"Connection": "close"})
             resp = conn.getresponse()
             body = resp.read(200).decode(errors="replace").strip()
-            if 200 <= resp.status < 300:
-                return True, None, body
-            return False, f"HTTP{resp.status}", body
+            detail = body if len(body) <= 40 and "\n" not in body else f"HTTP {resp.status}"
+            if resp.status < 500:
+                return True, None, detail
+            return False, f"HTTP{resp.status}", detail
         finally:
             conn.close()
 

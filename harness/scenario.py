@@ -19,6 +19,8 @@ class Scenario:
         self.interval = interval
         self.results: list[dict] = []      # one entry per analysed fault
         self._probes: ProbeSet | None = None
+        # callables (interval, timeout) -> [Probe]: e.g. the OpenStack API probes
+        self.probe_factories: list = []
 
     # ------------------------------------------------------------ probes
     def start_probes(self, interval: float | None = None, timeout: float = 1.0) -> ProbeSet:
@@ -26,6 +28,7 @@ class Scenario:
         interval = interval or self.interval
         topo = self.cluster.topology
         probes = [*http_probes(topo, interval, timeout),
+                  *(p for factory in self.probe_factories for p in factory(interval, timeout)),
                   *(VipSampler(self.cluster, v.name, interval=0.5) for v in topo.vips),
                   ClusterSampler(self.cluster, interval=1.0)]
         self._probes = ProbeSet(self.history, probes).__enter__()

@@ -155,6 +155,9 @@ class ControlPlane:
 
     # ------------------------------------------------------------ after every service runs
     def connect(self, **kw):
+        """openstacksdk connection through the VIP; every call is bounded (api_timeout): a call
+        without a timeout can hang forever across a failover."""
+        kw.setdefault("api_timeout", 60)
         import openstack
         return openstack.connect(auth_url=self.keystone_url, username="admin", password=self.pw["admin"],
                                  project_name="admin", user_domain_name="Default",
