@@ -84,7 +84,8 @@ class ControlPlane:
         def write(node):
             ctx = dict(vip=self.vip, node_ip=self.topology.node(node).ip, pw=self.pw,
                        keystone=f"http://{self.vip}:5000", region=self.spec.region)
-            files = [("mariadb.cnf.j2", "/etc/mysql/mariadb.conf.d/99-harness.cnf")]
+            files = [("mariadb.cnf.j2", "/etc/mysql/mariadb.conf.d/99-harness.cnf"),
+                     ("memcached.conf.j2", "/etc/memcached.conf")]
             for svc in services:
                 files += CONFIG_FILES[svc]
             for tpl, path in files:
