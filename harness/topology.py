@@ -142,6 +142,30 @@ class Resources:
                 out.append(rid)
         return out
 
+    def dependents(self, rid: str) -> set[str]:
+        """Primitives Pacemaker stops or restarts when `rid` fails: later members of its
+        group, and whatever is ordered after it or its group (transitively)."""
+        found: set[str] = set()
+        todo = [rid]
+        while todo:
+            cur = todo.pop()
+            for g in self.groups:
+                if cur in g.members:
+                    later = list(g.members)[list(g.members).index(cur) + 1:]
+                    todo += [m for m in later if m not in found]
+                    found.update(later)
+                    todo.append(g.id)
+            for c in self.clones:
+                if c.rsc == cur:
+                    todo.append(c.id)
+            for o in self.orders:
+                if o.first == cur:
+                    new = set(self.primitives_under([o.then])) - found
+                    found |= new
+                    todo += list(new) + [o.then]
+        found.discard(rid)
+        return found
+
     def top_level(self) -> list[str]:
         """Resources not inside a group or clone (where target-role takes effect as a whole)."""
         inner = {m for g in self.groups for m in g.members} | {c.rsc for c in self.clones}

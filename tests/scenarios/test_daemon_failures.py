@@ -24,7 +24,9 @@ def test_service_failure_is_recovered(scenario, cluster, managed_service, how):
     """`systemctl stop` / SIGKILL of a managed daemon: Pacemaker's monitor notices and recovers it."""
     rid, unit = managed_service
     node = cluster.state().where(rid)[0]
-    scenario.expected_failures.add(rid)
+    # its own failure, and those of what depends on it (restarted with it, or hung
+    # while it was gone), are this scenario's doing
+    scenario.expected_failures |= {rid, *cluster.topology.resources.dependents(rid)}
     service = scenario.nemesis.service(node, unit)
 
     def act():

@@ -98,3 +98,12 @@ def test_relocation_keeps_host_parts_and_expands_placeholders():
     assert t.expand("${vip.public}/${vip.public.prefix} ${node.node2}") == "10.213.77.100/24 10.213.77.12"
     with pytest.raises(TopologyError):
         t.relocated("10.213.0.0/16")
+
+
+def test_dependents_follow_groups_and_orders():
+    t = topology.load(ROOT / "topologies/os-ap-2node.yaml")
+    deps = t.resources.dependents("mysql")
+    assert {"rabbitmq", "memcached", "keystone", "cinder-volume"} <= deps
+    assert "vip" not in deps and "mysql" not in deps
+    assert t.resources.dependents("cinder-volume") == set()
+    assert t.resources.dependents("nova-compute") == {"cinder-api", "cinder-scheduler", "cinder-volume"}
