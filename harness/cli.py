@@ -92,8 +92,10 @@ def _pick_run(run_id: str | None) -> str:
         if run_id not in runs:
             _fail(f"no harness run {run_id!r} (existing: {', '.join(runs) or 'none'})")
         return run_id
-    if len(runs) != 1:
-        _fail(f"{len(runs)} harness runs exist ({', '.join(runs) or 'none'}): name one")
+    if not runs:
+        _fail("no harness run exists on this Docker engine (start one with `python -m harness up`)")
+    if len(runs) > 1:
+        _fail(f"{len(runs)} harness runs exist ({', '.join(runs)}): name one")
     return next(iter(runs))
 
 

@@ -7,7 +7,12 @@ import platform
 from pathlib import Path
 
 PACKAGES = ("pacemaker", "corosync", "resource-agents", "crmsh")
-DPKG_QUERY = "dpkg-query -W -f='${Package} ${Version}\\n' " + " ".join(PACKAGES)
+# reported when the node image has them (the OpenStack layer); absent ones are no error
+OPTIONAL_PACKAGES = ("fence-agents", "mariadb-server", "galera-4", "rabbitmq-server", "memcached", "haproxy",
+                     "keystone", "glance-api", "placement-api", "nova-api", "nova-compute", "cinder-api",
+                     "cinder-volume", "neutron-server")
+DPKG_QUERY = ("dpkg-query -W -f='${Package} ${Version}\\n' " + " ".join(PACKAGES + OPTIONAL_PACKAGES)
+              + " 2>/dev/null")
 OCF_ROOT = "/usr/lib/ocf/resource.d"
 
 
