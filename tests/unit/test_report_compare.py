@@ -105,3 +105,21 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, problem
         cli.main(["report", "compare", str(TWO), str(bad)])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1 and f"error: {bad}: {problem}" in err
+
+
+AB = DATA / "ab"
+
+
+def test_slowed_corosync_token_is_flagged_by_the_cli(capsys):
+    """Real A/B runs: ha-2node (token 1000 ms) against ha-2node-slow (token 5000 ms)."""
+    base = AB / "20261121-075216-ha-2node" / "results.json"
+    new = AB / "20261121-075305-ha-2node-slow" / "results.json"
+    with pytest.raises(SystemExit) as e:
+        cli.main(["report", "compare", str(base), str(new)])
+    assert e.value.code == 1
+    out = capsys.readouterr().out
+    assert "downtime http:web" in out and "REGRESSION" in out
+    rows = compare.compare(results.load(base), results.load(new))
+    assert row(rows, KILL, "downtime http:web").new > row(rows, KILL, "downtime http:web").base + 5
+    # and the same run against itself is no regression
+    assert not compare.regressions(compare.compare(results.load(base), results.load(base)))
