@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import checkers, hostprep, images, topology  # noqa: E402
+from harness import hostprep, images, topology  # noqa: E402
 from harness.backends.docker import client  # noqa: E402
 from harness.faults import Nemesis  # noqa: E402
 from harness.history import History  # noqa: E402

@@ -6,7 +6,6 @@ each scenario, and writes the histories and figures under the reports directory.
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path

@@ -1,6 +1,5 @@
 """The harness itself: concurrent runs do not collide, an interrupted run leaves nothing."""
 import ipaddress
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.backends.docker import DockerBackend, client
-from harness.labels import OWNER_PID_LABEL, RUN_LABEL, new_run_id
+from harness.labels import OWNER_PID_LABEL, new_run_id
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]

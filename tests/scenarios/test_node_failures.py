@@ -1,5 +1,4 @@
 """Node-level failures: what clients of the VIP see, and how the cluster recovers."""
-import time
 
 import pytest
 

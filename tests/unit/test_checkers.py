@@ -1,5 +1,4 @@
 """Timeline math of the checkers, on synthetic histories (pure logic)."""
-import pytest
 
 from harness import checkers
 from harness.history import History
