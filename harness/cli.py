@@ -155,6 +155,7 @@ def cmd_gc(args):
             skipped.append(f"{run_id} (pid {info['pid']} still running)")
             continue
         removed += remove_run(cli, run_id)
+    removed += [f"build tree {p}" for p in images.remove_stale_rootfs()]
     if args.images:
         removed += [f"image {t}" for t in images.remove_images(cli)]
     for line in removed:

@@ -75,9 +75,28 @@ def _build_lock():
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+ROOTFS_DIR = Path("/var/tmp")
+ROOTFS_PREFIX = "ha-harness-rootfs-"
+
+
+def remove_stale_rootfs() -> list[str]:
+    """Rootfs trees of builds whose process is gone (a build killed hard cannot clean up)."""
+    removed = []
+    for path in ROOTFS_DIR.glob(f"{ROOTFS_PREFIX}*"):
+        pid = path.name[len(ROOTFS_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and Path(f"/proc/{pid}").exists():
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(str(path))
+    return removed
+
+
 def _build_base(tag: str, mirror: str, log) -> None:
+    import os
     recipe = yaml.safe_load((HERE / "base" / "recipe.yaml").read_text())
-    with tempfile.TemporaryDirectory(prefix="ha-harness-rootfs-", dir="/var/tmp") as tmp:
+    for path in remove_stale_rootfs():
+        log(f"removed stale build tree {path}")
+    with tempfile.TemporaryDirectory(prefix=f"{ROOTFS_PREFIX}{os.getpid()}-", dir=ROOTFS_DIR) as tmp:
         root = Path(tmp) / "rootfs"
         cmd = ["debootstrap", f"--variant={recipe['variant']}",
                f"--include={','.join(recipe['include'])}", recipe["suite"], str(root), mirror]
