@@ -41,6 +41,15 @@ def test_killed_node_rejoins_and_cluster_settles(scenario, cluster):
     assert cluster.vip_holder() == holder
 
 
+def expect_split_brain_without_fencing(request, cluster) -> None:
+    """Without fencing, the majority starts the VIP as soon as it loses the node, while the
+    cut node only stops its copy once it notices it lost quorum: for a moment both hold it.
+    Seen on ha-3node (ring cut: two holders for about a second). Reported as a finding."""
+    if cluster.topology.properties.get("stonith-enabled") == "false":
+        request.applymarker(pytest.mark.xfail(
+            reason="no fencing: the cut node still holds the VIP while the majority starts it", strict=False))
+
+
 def test_freeze_vip_holder(request, scenario, cluster):
     """A frozen node is not dead: its kernel still holds the VIP. Clients must still
     recover through the survivor within the target; the thaw must not leave damage."""
@@ -63,6 +72,38 @@ def test_freeze_vip_holder(request, scenario, cluster):
     assert result["verdict"]["passed"], result["verdict"]["reasons"]
 
 
+@pytest.mark.parametrize("how", ["shutdown", "reboot"])
+def test_graceful_shutdown_or_reboot_of_vip_holder(scenario, cluster, how):
+    """A clean shutdown (pacemaker stops and hands its resources over) and a reboot
+    (kill, then the node boots and rejoins at once)."""
+    holder = cluster.vip_holder()
+    scenario.start_probes()
+    scenario.baseline()
+    fault = getattr(scenario.nemesis.node(holder), how)()
+    assert scenario.wait_recovered(since=fault.started_at)
+    result = scenario.analyse(fault, node=holder)
+    fault.heal()
+    assert cluster.wait_settled(timeout=240).online == sorted(cluster.node_names)
+    assert result["verdict"]["passed"], result["verdict"]["reasons"]
+
+
+@pytest.mark.nodes(3)
+def test_corosync_ring_cut_on_one_of_three(request, scenario, cluster):
+    """Only the corosync traffic of the VIP holder is dropped (clients still reach it):
+    it loses quorum and stops its resources, the other two take over."""
+    expect_split_brain_without_fencing(request, cluster)
+    holder = cluster.vip_holder()
+    scenario.start_probes()
+    scenario.baseline()
+    with scenario.nemesis.isolate(holder, only_corosync=True) as fault:
+        poll(lambda: (cluster.vip_holders(cluster.topology.vip("public").ip) not in ([], [holder]),
+                      cluster.vip_holders(cluster.topology.vip("public").ip)), 60, what="VIP moved off the cut node")
+        assert scenario.wait_recovered(since=fault.started_at + 1.0)
+    result = scenario.analyse(fault, node=holder)
+    assert result["vip"]["public"]["max_holders"] <= 1, "the cut node kept the VIP while another took it"
+    assert result["verdict"]["passed"], result["verdict"]["reasons"]
+
+
 @pytest.mark.nodes(3)
 def test_kill_one_of_three_keeps_quorum(scenario, cluster):
     holder = cluster.vip_holder()
@@ -78,7 +119,8 @@ def test_kill_one_of_three_keeps_quorum(scenario, cluster):
 
 
 @pytest.mark.nodes(3)
-def test_isolated_node_loses_quorum_and_stops_resources(scenario, cluster):
+def test_isolated_node_loses_quorum_and_stops_resources(request, scenario, cluster):
+    expect_split_brain_without_fencing(request, cluster)
     holder = cluster.vip_holder()
     majority = [n for n in cluster.node_names if n != holder]
     vip_rsc = cluster.vip_resource("public")
@@ -98,3 +140,4 @@ def test_isolated_node_loses_quorum_and_stops_resources(scenario, cluster):
         assert cluster.vip_holders(cluster.topology.vip("public").ip) in ([majority[0]], [majority[1]])
     result = scenario.analyse(fault, node=holder)
     assert result["verdict"]["passed"], result["verdict"]["reasons"]
+    assert result["vip"]["public"]["max_holders"] <= 1, "the isolated node kept the VIP while another took it"
