@@ -5,6 +5,7 @@ import time
 import pytest
 
 from harness.cluster import poll
+from harness.scenario import known_weakness_without_fencing
 
 pytestmark = pytest.mark.cluster
 
@@ -40,13 +41,18 @@ def test_service_failure_is_recovered(scenario, cluster, managed_service, how):
     assert result["verdict"]["passed"], result["verdict"]["reasons"]
 
 
-def test_corosync_killed_on_vip_holder(scenario, cluster):
+def test_corosync_killed_on_vip_holder(request, scenario, cluster):
     """SIGKILL of corosync on the active node: pacemaker there loses its membership, the
-    other node takes over."""
+    other node takes over; only one node may hold the VIP."""
+    # seen on ha-2node: the node whose corosync died keeps its VIP up (its pacemaker dies
+    # without stopping resources) while the survivor starts its own copy
+    known_weakness_without_fencing(request, cluster, "the node that lost corosync keeps its resources "
+                                                     "while the survivor starts them")
     holder = cluster.vip_holder()
     recovered, result = _run(scenario, lambda: scenario.nemesis.service(holder, "corosync").sigkill(), holder)
     assert recovered, result["verdict"]["reasons"]
     assert result["verdict"]["passed"], result["verdict"]["reasons"]
+    assert result["vip"]["public"]["max_holders"] <= 1, "the VIP was up on two nodes at once"
 
 
 def test_monitor_failure_of_vip_resource(scenario, cluster):
@@ -58,9 +64,15 @@ def test_monitor_failure_of_vip_resource(scenario, cluster):
     assert result["verdict"]["passed"], result["verdict"]["reasons"]
 
 
-def test_packet_loss_does_not_cause_failover(scenario, cluster):
+def test_packet_loss_does_not_cause_failover(request, scenario, cluster):
     """10 % loss on the active node's cluster traffic for 20 s: knet retransmits, the
     membership holds, and the VIP must not move."""
+    if cluster.topology.corosync.token <= 1000:
+        # A finding of the topology, not of the test: seen in CI on ha-2node, a 10 % loss broke
+        # the membership (token 1000 ms), the VIP moved and was on both nodes, clients lost
+        # 15.75 s. A longer token trades slower failover for this.
+        request.applymarker(pytest.mark.xfail(reason="corosync token 1000 ms: 10 % packet loss can break "
+                                                     "the membership and move the VIP", strict=False))
     holder = cluster.vip_holder()
     scenario.start_probes()
     scenario.baseline()

@@ -3,6 +3,7 @@
 import pytest
 
 from harness.cluster import poll
+from harness.scenario import known_weakness_without_fencing
 
 pytestmark = pytest.mark.cluster
 
@@ -42,24 +43,21 @@ def test_killed_node_rejoins_and_cluster_settles(scenario, cluster):
 
 
 def expect_split_brain_without_fencing(request, cluster) -> None:
-    """Without fencing, the majority starts the VIP as soon as it loses the node, while the
-    cut node only stops its copy once it notices it lost quorum: for a moment both hold it.
-    Seen on ha-3node (ring cut: two holders for about a second). Reported as a finding."""
-    if cluster.topology.properties.get("stonith-enabled") == "false":
-        request.applymarker(pytest.mark.xfail(
-            reason="no fencing: the cut node still holds the VIP while the majority starts it", strict=False))
+    # Seen on ha-3node: the majority starts the VIP as soon as it loses the node, while the
+    # cut node only stops its copy once it notices it lost quorum (two holders for ~1 s).
+    known_weakness_without_fencing(request, cluster, "the cut node still holds the VIP while the majority starts it")
 
 
 def test_freeze_vip_holder(request, scenario, cluster):
     """A frozen node is not dead: its kernel still holds the VIP. Clients must still
     recover through the survivor within the target; the thaw must not leave damage."""
     topo = cluster.topology
-    if topo.shared_volumes and topo.properties.get("stonith-enabled") == "false":
-        # A finding, reported as such: without fencing nobody can take the shared disk away
-        # from the frozen node; its database keeps the disk locked and the survivor's start
-        # fails until the node thaws (on a real SAN it would corrupt it instead).
-        request.applymarker(pytest.mark.xfail(reason="no fencing: a frozen node keeps the shared-disk "
-                                                     "database and blocks the failover", strict=False))
+    if topo.shared_volumes:
+        # Nobody takes the shared disk away from the frozen node: its database keeps the
+        # disk locked and the survivor's start fails until the node thaws (on a real SAN
+        # it would corrupt it instead).
+        known_weakness_without_fencing(request, cluster, "a frozen node keeps the shared-disk database "
+                                                         "and blocks the failover")
         # failed starts on the survivor are this scenario's doing, not unexplained
         scenario.expected_failures.update(p.id for p in topo.resources.primitives)
     holder = cluster.vip_holder()
