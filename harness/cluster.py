@@ -61,30 +61,30 @@ class Cluster:
     def running_nodes(self) -> list[str]:
         return [n for n in self.node_names if self.backend.is_running(n)]
 
-    def any_online_node(self, exclude=()) -> str:
-        for node in self.running_nodes():
-            if node in exclude:
-                continue
-            if self.backend.exec(node, "crm_mon -1 --output-as=xml >/dev/null", timeout=15, check=False).ok:
-                return node
-        raise ClusterError("no node answers crm_mon")
+    def _view(self, node: str | None = None) -> tuple[str, ClusterState]:
+        """(node, crm_mon's view from it): the given node, or the first running one that answers."""
+        last = "no node is running"
+        for n in [node] if node else self.running_nodes():
+            r = self.backend.exec(n, "crm_mon -1 --output-as=xml --include=all", timeout=20, check=False)
+            if r.ok:
+                return n, parse_crm_mon(r.out)
+            last = f"crm_mon on {n} failed: {(r.err or r.out).strip()[:200]}"
+        raise ClusterError(last)
+
+    def any_online_node(self) -> str:
+        return self._view()[0]
 
     def state(self, node: str | None = None) -> ClusterState:
         """crm_mon's view from one node (any answering node by default)."""
-        node = node or self.any_online_node()
-        r = self.backend.exec(node, "crm_mon -1 --output-as=xml --include=all", timeout=20, check=False)
-        if not r.ok:
-            raise ClusterError(f"crm_mon on {node} failed: {(r.err or r.out).strip()[:200]}")
-        return parse_crm_mon(r.out)
+        return self._view(node)[1]
+
+    def holds(self, node: str, ip: str) -> bool:
+        """The node really carries the address (from `ip addr`), whatever Pacemaker believes."""
+        r = self.backend.exec(node, ["ip", "-o", "-4", "addr", "show"], timeout=10, check=False)
+        return r.ok and re.search(rf"\binet {re.escape(ip)}/", r.out) is not None
 
     def vip_holders(self, ip: str) -> list[str]:
-        """Nodes that really carry the address (from `ip addr`), not what Pacemaker believes."""
-        holders = []
-        for node in self.running_nodes():
-            r = self.backend.exec(node, ["ip", "-o", "-4", "addr", "show"], timeout=10, check=False)
-            if r.ok and re.search(rf"\binet {re.escape(ip)}/", r.out):
-                holders.append(node)
-        return holders
+        return [node for node in self.running_nodes() if self.holds(node, ip)]
 
     def vip_holder(self, vip: str = "public") -> str | None:
         """The single node holding the VIP, checked against Pacemaker's placement."""
@@ -118,21 +118,27 @@ class Cluster:
     def expected_online(self) -> list[str]:
         return sorted(set(self.node_names) - self.expected_down)
 
+    def _not_formed(self, s: ClusterState) -> str | None:
+        missing = set(self.expected_online()) - set(s.online)
+        if missing or not s.dc or not s.quorum:
+            return f"online={s.online} dc={s.dc} quorum={s.quorum}"
+        return None
+
     def wait_formed(self, timeout: float = 180) -> ClusterState:
         """Every expected node online, a DC elected, quorum held."""
         def check():
             s = self.state()
-            missing = set(self.expected_online()) - set(s.online)
-            if missing or not s.dc or not s.quorum:
-                return False, f"online={s.online} dc={s.dc} quorum={s.quorum}"
-            return True, s
+            problem = self._not_formed(s)
+            return (False, problem) if problem else (True, s)
         return poll(check, timeout, what="cluster formed")
 
     def wait_settled(self, timeout: float = 120) -> ClusterState:
         """Formed, no transition pending (crm_resource --wait), every resource started."""
         def check():
-            s = self.wait_formed(timeout)
-            node = self.any_online_node()
+            node, s = self._view()
+            problem = self._not_formed(s)
+            if problem:
+                return False, problem
             r = self.backend.exec(node, "crm_resource --wait --timeout=20s", timeout=30, check=False)
             if not r.ok:
                 return False, f"transition pending ({(r.err or r.out).strip()[:120]})"

@@ -171,7 +171,7 @@ class IptablesFault(Fault):
             self.nemesis.exec(node, "; ".join(f"iptables -D {shlex.join(s)}" for s in specs), check=False)
 
 
-def _drop_between(node_ip: str, peer_ips, extra=()) -> list[list[str]]:
+def _drop_between(peer_ips, extra=()) -> list[list[str]]:
     specs = []
     for peer in peer_ips:
         specs.append(["INPUT", "-s", peer, *extra, "-j", "DROP"])
@@ -200,7 +200,7 @@ class Partition(IptablesFault):
             others = [topo.node(n).ip for g in self.groups if g is not group for n in g]
             for node in group:
                 # knet sends from and to port 5405, so --dport matches both directions
-                rules[node] = _drop_between(topo.node(node).ip, others, extra)
+                rules[node] = _drop_between(others, extra)
         return rules
 
 
@@ -235,7 +235,7 @@ class PacketLoss(IptablesFault):
         topo = self.nemesis.cluster.topology
         peers = [n.ip for n in topo.nodes if n.name != self.target]
         stat = ("-m", "statistic", "--mode", "random", "--probability", str(self.loss))
-        return {self.target: _drop_between(topo.node(self.target).ip, peers, stat)}
+        return {self.target: _drop_between(peers, stat)}
 
 
 class Netem(Fault):
@@ -389,9 +389,6 @@ class Nemesis:
         self.provisioner = provisioner
         self.history = history
         self._active: list[Fault] = []
-
-    def set_history(self, history) -> None:
-        self.history = history
 
     # helpers shared by faults
     def exec(self, node, cmd, check=True):

@@ -134,11 +134,7 @@ class VipSampler(Probe):
     def attempt(self):
         ip = self.cluster.topology.vip(self.vip).ip
         nodes = self.cluster.node_names
-
-        def holds(node):
-            r = self.cluster.backend.exec(node, ["ip", "-o", "-4", "addr", "show"], timeout=5, check=False)
-            return r.ok and f"inet {ip}/" in r.out
-        found = [n for n, h in zip(nodes, self._pool.map(holds, nodes)) if h]
+        found = [n for n, h in zip(nodes, self._pool.map(lambda n: self.cluster.holds(n, ip), nodes)) if h]
         return True, None, ",".join(found)
 
     def emit(self, history, t, duration, ok, error, detail):

@@ -26,16 +26,14 @@ def template_env(subdir: str = "") -> jinja2.Environment:
     return env
 
 
-_env = template_env
-
 
 def render_corosync_conf(topology, run_id: str) -> str:
-    return _env().get_template("corosync.conf.j2").render(t=topology, run_id=run_id)
+    return template_env().get_template("corosync.conf.j2").render(t=topology, run_id=run_id)
 
 
 def render_cib(topology, stopped=()) -> str:
     """The CIB as crmsh commands; resources in `stopped` get target-role=Stopped."""
-    return _env().get_template("cib.crm.j2").render(t=topology, stopped=set(stopped)).strip() + "\n"
+    return template_env().get_template("cib.crm.j2").render(t=topology, stopped=set(stopped)).strip() + "\n"
 
 
 class Provisioner:

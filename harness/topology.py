@@ -166,10 +166,6 @@ class Resources:
         found.discard(rid)
         return found
 
-    def top_level(self) -> list[str]:
-        """Resources not inside a group or clone (where target-role takes effect as a whole)."""
-        inner = {m for g in self.groups for m in g.members} | {c.rsc for c in self.clones}
-        return [r.id for r in (*self.primitives, *self.groups, *self.clones) if r.id not in inner]
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,3 @@ def remove_images(client) -> list[str]:
             removed.append(tag)
     return removed
 
-
-def debootstrap_available() -> bool:
-    return shutil.which("debootstrap") is not None
