@@ -20,6 +20,10 @@ NODE_HOST_CONFIG = dict(
     security_opt=["seccomp=unconfined", "apparmor=unconfined"],
     tmpfs={"/run": "", "/run/lock": ""},
     binds={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}},
+    # corosync's blackbox and every Pacemaker client's IPC rings live in /dev/shm; a
+    # killed daemon leaks its share, and Docker's default 64 MB filled up after a
+    # corosync SIGKILL scenario ("No space left on device", the CIB unreachable)
+    shm_size="512m",
 )
 CANDIDATE_POOL = ipaddress.ip_network("10.213.0.0/16")
 
