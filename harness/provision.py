@@ -31,6 +31,10 @@ def render_corosync_conf(topology, run_id: str) -> str:
     return template_env().get_template("corosync.conf.j2").render(t=topology, run_id=run_id)
 
 
+def render_haproxy_cfg(topology) -> str:
+    return template_env().get_template("haproxy.cfg.j2").render(t=topology)
+
+
 def render_cib(topology, stopped=()) -> str:
     """The CIB as crmsh commands; resources in `stopped` get target-role=Stopped."""
     return template_env().get_template("cib.crm.j2").render(t=topology, stopped=set(stopped)).strip() + "\n"
@@ -55,9 +59,13 @@ class Provisioner:
         conf = render_corosync_conf(self.topology, self.backend.run_id).encode()
         authkey = secrets.token_bytes(256)
 
+        haproxy = render_haproxy_cfg(self.topology).encode() if self.topology.haproxy else None
+
         def write(node):
             self.backend.copy(node, conf, "/etc/corosync/corosync.conf")
             self.backend.copy(node, authkey, "/etc/corosync/authkey", mode=0o400)
+            if haproxy:
+                self.backend.copy(node, haproxy, "/etc/haproxy/haproxy.cfg")
         self._each(write)
 
     def wait_booted(self, node: str, timeout: float = 120) -> None:

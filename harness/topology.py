@@ -96,6 +96,23 @@ class HttpCheck:
 
 
 @dataclass(frozen=True)
+class Frontend:
+    """One HAProxy frontend on a VIP; its backends are every node at the same port."""
+    name: str
+    vip: str
+    port: int
+    mode: str = "http"          # http: `option httpchk GET <check_path>`; tcp: connect check
+    check_path: str = "/"
+    one_active: bool = False    # first node serves, the others are backups (a Galera writer)
+
+
+@dataclass(frozen=True)
+class Haproxy:
+    check: str = "inter 2000 rise 2 fall 5"     # the OpenStack HA guide's backend check
+    frontends: tuple = ()
+
+
+@dataclass(frozen=True)
 class AgentDir:
     provider: str        # installed as /usr/lib/ocf/resource.d/<provider>/
     path: str            # absolute, resolved against the topology file's directory
@@ -115,6 +132,13 @@ class OpenStack:
     bootstrap_with: tuple = ()     # resources that must run for the one-time bootstrap
     identity: str = "keystone"     # Keystone's resource: started alone so the catalog exists
                                    # before any other service authenticates
+    layout: str = "active-passive"  # active-active: APIs on every node behind HAProxy
+    database: str = "mariadb"       # galera: a multi-primary cluster, one writer via HAProxy
+    rabbitmq_cluster: bool = False  # join every node's RabbitMQ into one mirrored cluster
+
+    @property
+    def active_active(self) -> bool:
+        return self.layout == "active-active"
 
 
 @dataclass(frozen=True)
@@ -185,6 +209,7 @@ class Topology:
     agents: tuple = ()
     shared_volumes: tuple = ()
     openstack: OpenStack | None = None
+    haproxy: Haproxy | None = None
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -288,7 +313,8 @@ def parse(data, source: str = "<topology>") -> Topology:
     c = _Ctx(source)
     top = c.mapping(data, "", {"name", "description", "image", "network", "nodes", "vips",
                                "corosync", "properties", "rsc_defaults", "op_defaults",
-                               "resources", "probes", "agents", "shared_volumes", "openstack"},
+                               "resources", "probes", "agents", "shared_volumes", "openstack",
+                               "haproxy"},
                     {"name", "network", "nodes"})
     name = c.ident(top["name"], "name", NAME)
     subnet = _subnet(c, top["network"])
@@ -309,8 +335,11 @@ def parse(data, source: str = "<topology>") -> Topology:
         op_defaults=_flat(c, top.get("op_defaults"), "op_defaults"),
         resources=resources, http_checks=_http_checks(c, top.get("probes") or {}, vips),
         agents=_agents(c, top.get("agents"), source), shared_volumes=_volumes(c, top.get("shared_volumes")),
-        openstack=_openstack(c, top.get("openstack"), vips, resources))
+        openstack=_openstack(c, top.get("openstack"), vips, resources),
+        haproxy=_haproxy(c, top.get("haproxy"), vips))
     _check_placeholders(c, topo)
+    if topo.openstack and topo.openstack.active_active and not topo.haproxy:
+        c.fail("openstack.layout", "active-active needs a haproxy section (its frontends hold the VIP's ports)")
     return topo
 
 
@@ -350,7 +379,8 @@ def _volumes(c: _Ctx, raw) -> tuple:
 def _openstack(c: _Ctx, raw, vips, resources) -> OpenStack | None:
     if raw is None:
         return None
-    raw = c.mapping(raw, "openstack", {"vip", "region", "services", "bootstrap_with", "identity"}, {"vip"})
+    raw = c.mapping(raw, "openstack", {"vip", "region", "services", "bootstrap_with", "identity", "layout",
+                                       "database", "rabbitmq_cluster"}, {"vip"})
     if raw["vip"] not in {v.name for v in vips}:
         c.fail("openstack.vip", f"{raw['vip']!r} is not a vip of this topology")
     services = tuple(c.seq(raw.get("services", list(SERVICES)), "openstack.services"))
@@ -366,7 +396,38 @@ def _openstack(c: _Ctx, raw, vips, resources) -> OpenStack | None:
     identity = raw.get("identity", "keystone")
     if identity not in resources.ids():
         c.fail("openstack.identity", f"{identity!r} is not a known resource")
-    return OpenStack(raw["vip"], str(raw.get("region", "RegionOne")), services, boot, identity)
+    layout = raw.get("layout", "active-passive")
+    if layout not in ("active-passive", "active-active"):
+        c.fail("openstack.layout", f"{layout!r} is not active-passive or active-active")
+    database = raw.get("database", "mariadb")
+    if database not in ("mariadb", "galera"):
+        c.fail("openstack.database", f"{database!r} is not mariadb or galera")
+    mq = raw.get("rabbitmq_cluster", layout == "active-active")
+    if not isinstance(mq, bool):
+        c.fail("openstack.rabbitmq_cluster", f"{mq!r} is not true or false")
+    return OpenStack(raw["vip"], str(raw.get("region", "RegionOne")), services, boot, identity,
+                     layout, database, mq)
+
+
+def _haproxy(c: _Ctx, raw, vips) -> Haproxy | None:
+    if raw is None:
+        return None
+    raw = c.mapping(raw, "haproxy", {"check", "frontends"}, {"frontends"})
+    vip_names, fronts = {v.name for v in vips}, []
+    for i, f in enumerate(c.seq(raw["frontends"], "haproxy.frontends")):
+        key = f"haproxy.frontends[{i}]"
+        f = c.mapping(f, key, {"name", "vip", "port", "mode", "check_path", "one_active"}, {"name", "vip", "port"})
+        if f["vip"] not in vip_names:
+            c.fail(f"{key}.vip", f"{f['vip']!r} is not a vip of this topology")
+        if not isinstance(f["port"], int) or not 0 < f["port"] < 65536:
+            c.fail(f"{key}.port", f"{f['port']!r} is not a TCP port")
+        if f.get("mode", "http") not in ("http", "tcp"):
+            c.fail(f"{key}.mode", f"{f['mode']!r} is not http or tcp")
+        fronts.append(Frontend(c.ident(f["name"], f"{key}.name", NAME), f["vip"], f["port"],
+                               f.get("mode", "http"), str(f.get("check_path", "/")), bool(f.get("one_active", False))))
+    if len({(f.vip, f.port) for f in fronts}) != len(fronts):
+        c.fail("haproxy.frontends", "two frontends bind the same vip and port")
+    return Haproxy(str(raw.get("check", Haproxy.check)), tuple(fronts))
 
 
 def _subnet(c: _Ctx, net) -> ipaddress.IPv4Network:
@@ -486,7 +547,8 @@ def _resources(c: _Ctx, raw) -> Resources:
     for i, p in enumerate(c.seq(raw.get("primitives"), "resources.primitives")):
         key = f"resources.primitives[{i}]"
         p = c.mapping(p, key, {"id", "agent", "params", "op", "meta"}, {"id", "agent"})
-        ops = c.mapping(p.get("op") or {}, f"{key}.op", {"monitor", "start", "stop", "promote", "demote"})
+        ops = c.mapping(p.get("op") or {}, f"{key}.op", {"monitor", "monitor-promoted", "start", "stop",
+                                                          "promote", "demote"})
         prims.append(Primitive(new_id(p["id"], f"{key}.id"), _agent(c, p["agent"], f"{key}.agent"),
                                _flat(c, p.get("params"), f"{key}.params"),
                                {k: _flat(c, v, f"{key}.op.{k}") for k, v in ops.items()},

@@ -24,6 +24,9 @@ NODE_HOST_CONFIG = dict(
     # killed daemon leaks its share, and Docker's default 64 MB filled up after a
     # corosync SIGKILL scenario ("No space left on device", the CIB unreachable)
     shm_size="512m",
+    # HAProxy clones bind the VIP's ports on every node, before the VIP is there
+    # (/proc/sys is read-only in the container: only Docker can set it)
+    sysctls={"net.ipv4.ip_nonlocal_bind": "1"},
 )
 CANDIDATE_POOL = ipaddress.ip_network("10.213.0.0/16")
 

@@ -22,7 +22,7 @@ CONFIG_FILES = {   # template -> path in the node, per service
     "keystone": [("keystone.conf.j2", "/etc/keystone/keystone.conf")],
     "glance": [("glance-api.conf.j2", "/etc/glance/glance-api.conf")],
     "placement": [("placement.conf.j2", "/etc/placement/placement.conf")],
-    "nova": [("nova.conf.j2", "/etc/nova/nova.conf")],
+    "nova": [("nova.conf.j2", "/etc/nova/nova.conf"), ("nova-compute.conf.j2", "/etc/nova/nova-compute.conf")],
     "cinder": [("cinder.conf.j2", "/etc/cinder/cinder.conf")],
     "neutron": [("neutron.conf.j2", "/etc/neutron/neutron.conf"),
                 ("ml2_conf.ini.j2", "/etc/neutron/plugins/ml2/ml2_conf.ini")],
@@ -37,11 +37,15 @@ ENDPOINTS = {
 }
 API_PORTS = {"keystone": 5000, "glance": 9292, "placement": 8778, "nova": 8774, "cinder": 8776,
              "neutron": 9696}
+# Debian init scripts (by the name they source /etc/default/<name> with) that run an API under
+# uwsgi; active/active binds them to the node's address. glance-api is not one: bind_host.
+UWSGI_DEFAULTS = {"keystone": "keystone", "placement": "placement-api", "nova": "nova-api",
+                  "cinder": "cinder-api", "neutron": "neutron-server"}
 SECRETS_PATH = "/etc/harness/openstack-secrets.json"
 
 
 def new_secrets() -> dict:
-    keys = ["admin", "rabbit", *SERVICE_USERS, *(f"db_{s}" for s in DATABASES)]
+    keys = ["admin", "rabbit", "erlang_cookie", *SERVICE_USERS, *(f"db_{s}" for s in DATABASES)]
     return {k: secrets.token_hex(12) for k in keys}
 
 
@@ -82,17 +86,40 @@ class ControlPlane:
         services = self.spec.services
 
         def write(node):
-            ctx = dict(vip=self.vip, node_ip=self.topology.node(node).ip, pw=self.pw,
-                       keystone=f"http://{self.vip}:5000", region=self.spec.region)
+            ctx = self._context(node)
             files = [("mariadb.cnf.j2", "/etc/mysql/mariadb.conf.d/99-harness.cnf"),
                      ("memcached.conf.j2", "/etc/memcached.conf")]
             for svc in services:
                 files += CONFIG_FILES[svc]
+                if self.spec.active_active and svc in UWSGI_DEFAULTS:
+                    files.append(("uwsgi-bind.j2", f"/etc/default/{UWSGI_DEFAULTS[svc]}"))
             for tpl, path in files:
                 self.backend.copy(node, env.get_template(tpl).render(**ctx).encode(), path)
             self.backend.copy(node, self._rabbitmq_conf().encode(), "/etc/rabbitmq/rabbitmq.conf")
+            if self.spec.rabbitmq_cluster:
+                # brokers only cluster with the same Erlang cookie
+                self.backend.copy(node, self.pw["erlang_cookie"].encode(), "/var/lib/rabbitmq/.erlang.cookie",
+                                  mode=0o400)
+                self.sh(node, "chown rabbitmq:rabbitmq /var/lib/rabbitmq/.erlang.cookie")
             self.backend.copy(node, json.dumps(self.pw).encode(), SECRETS_PATH, mode=0o600)
         self._each(write)
+
+    def _context(self, node: str) -> dict:
+        """What the templates need for one node. Active/passive reaches everything through
+        the VIP; active/active binds APIs to the node's address (HAProxy holds the VIP's
+        ports), uses the node's own memcached and every node of the RabbitMQ cluster."""
+        spec, ip = self.spec, self.topology.node(node).ip
+        if spec.rabbitmq_cluster:
+            brokers = [f"openstack:{self.pw['rabbit']}@{n.ip}:5672" for n in self.topology.nodes]
+        else:
+            brokers = [f"openstack:{self.pw['rabbit']}@{self.vip}:5672"]
+        galera = spec.database == "galera"
+        return dict(vip=self.vip, node=node, node_ip=ip, pw=self.pw, region=spec.region,
+                    keystone=f"http://{self.vip}:5000", active_active=spec.active_active,
+                    bind=ip if spec.active_active else "0.0.0.0",
+                    memcache=f"{ip if spec.active_active else self.vip}:11211",
+                    transport_url="rabbit://" + ",".join(brokers) + "/",
+                    galera=galera, db_bind=ip if galera else "0.0.0.0")
 
     def _rabbitmq_conf(self) -> str:
         # The default user is created when a node's fresh database first boots: every
@@ -105,10 +132,22 @@ class ControlPlane:
     def bootstrap(self, node: str) -> None:
         """Databases, keys and schemas, run once from `node` (where the DB runs)."""
         t0 = time.monotonic()
+        if self.spec.rabbitmq_cluster:
+            self.cluster_rabbitmq(node)
         self.create_databases(node)
         self.share_keystone_keys(node)
         self.sync_schemas(node)
         self.log(f"OpenStack databases, keys and schemas ready in {time.monotonic() - t0:.0f}s")
+
+    def cluster_rabbitmq(self, first: str) -> None:
+        """Join every other node's broker to `first`'s, then mirror the queues on all of them
+        (classic mirrored queues, as the OpenStack HA guide sets them up)."""
+        for other in (n.name for n in self.topology.nodes if n.name != first):
+            self.sh(other, f"rabbitmqctl stop_app && rabbitmqctl join_cluster rabbit@{first} && "
+                           "rabbitmqctl start_app", timeout=180)
+        policy = '{"ha-mode":"all","ha-sync-mode":"automatic"}'
+        self.sh(first, f"rabbitmqctl set_policy ha-all '^(?!amq\\.).*' '{policy}'")
+        self.log(f"RabbitMQ clustered on {len(self.topology.nodes)} nodes, queues mirrored")
 
     def create_databases(self, node: str) -> None:
         sql = []
