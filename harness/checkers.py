@@ -113,6 +113,10 @@ def recovery_stages(history, since: float, node: str | None = None) -> list[dict
                 else:
                     add(e["t"], f"{rid} stopped")
                 placed[rid] = nodes
+    # the cluster's own record (journal lines, microseconds), where it was read
+    for e in history.events("clusterlog"):
+        if e["t"] >= since:
+            add(e["t"], f"[{e['node']}] {e['stage']}")
     for vip in {e["vip"] for e in history.events("vip")}:
         mv = vip_move(history.events("vip"), vip, since)
         if mv.moved_at is not None:

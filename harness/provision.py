@@ -135,6 +135,18 @@ class Provisioner:
         self.log(f"all resources started; APIs answer through the VIP after {cp.wait_apis():.0f}s more")
         cp.discover_compute()
         self.log("compute host discovered")
+        self.forget_bring_up_failures(cluster)
+
+    def forget_bring_up_failures(self, cluster: Cluster) -> None:
+        """Say which starts failed (and were retried) during bring-up, then clean them up:
+        the first scenario's audit must judge only what that scenario caused."""
+        failures = cluster.state().failures
+        for f in failures:
+            self.log(f"bring-up: {f.resource} {f.op} on {f.node} failed (rc={f.exitcode} {f.exitreason}); "
+                     "Pacemaker retried it")
+        if failures:
+            cluster.cleanup()
+            cluster.wait_settled(timeout=300)
 
     def reattach_openstack(self, cluster: Cluster) -> None:
         """For a kept cluster: the control plane's credentials, read back from a node."""

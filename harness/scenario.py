@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from . import checkers
+from . import checkers, clusterlog
 from .probes import ClusterSampler, ProbeSet, VipSampler, http_probes
 
 
@@ -65,6 +65,7 @@ class Scenario:
     def analyse(self, fault, node: str | None = None, target_s=None, end: float | None = None) -> dict:
         """Figures for one fault, all computed from the history; stored for the reports."""
         since = fault.started_at
+        self._read_cluster_log(since)
         downtimes = [checkers.downtime(self.history.samples(p), self.interval, start=since, end=end)
                      for p in self.client_probes()]
         result = {
@@ -87,6 +88,17 @@ class Scenario:
         result["full_recovery_s"] = round(max(recovered) - since, 3) if recovered else None
         self.results.append(result)
         return result
+
+    def _read_cluster_log(self, since: float) -> None:
+        """The cluster's own record of this fault (journal milestones) into the history,
+        once per stretch of time (a schedule analyses several faults of one history)."""
+        start = max(since - 1.0, getattr(self, "_log_read_until", float("-inf")))
+        until = self.history.now()
+        try:
+            clusterlog.collect(self.cluster, self.history, start, until)
+        except Exception as e:      # the journal is extra evidence: its absence must not hide the figures
+            self.history.record("note", text=f"cluster journal not read: {e}")
+        self._log_read_until = until
 
     def summary_lines(self) -> list[str]:
         lines = []

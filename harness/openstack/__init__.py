@@ -96,6 +96,10 @@ class ControlPlane:
             for tpl, path in files:
                 self.backend.copy(node, env.get_template(tpl).render(**ctx).encode(), path)
             self.backend.copy(node, self._rabbitmq_conf().encode(), "/etc/rabbitmq/rabbitmq.conf")
+            if self.spec.database == "galera":
+                # ocf:heartbeat:galera runs mysqld_safe with --log-error=/var/log/mysql/error.log;
+                # Debian's package does not create that directory and mysqld exits at once
+                self.sh(node, "install -d -o mysql -g adm /var/log/mysql")
             if self.spec.rabbitmq_cluster:
                 # brokers only cluster with the same Erlang cookie
                 self.backend.copy(node, self.pw["erlang_cookie"].encode(), "/var/lib/rabbitmq/.erlang.cookie",

@@ -41,3 +41,22 @@ def test_cib_quotes_values_with_spaces():
     assert "params state='a b'" in cib
     assert "clone x-clone x meta interleave=true" in cib
     assert "colocation c1 100: x-clone x-clone" in cib and "order o1 Optional: x-clone x-clone" in cib
+
+
+def test_haproxy_cfg_one_writer_and_checks():
+    t = topology.load(ROOT / "topologies/os-aa-3node.yaml").relocated("10.213.60.0/24")
+    cfg = provision.render_haproxy_cfg(t)
+    keystone = cfg.split("listen keystone")[1].split("listen ")[0]
+    assert "bind 10.213.60.100:5000" in keystone and "option httpchk GET /v3" in keystone
+    assert "server node3 10.213.60.13:5000 check inter 2000 rise 2 fall 5\n" in keystone
+    mysql = cfg.split("listen mysql")[1]
+    assert "mode tcp" in mysql and "httpchk" not in mysql
+    assert "server node1 10.213.60.11:3306 check inter 2000 rise 2 fall 5\n" in mysql
+    assert mysql.count(" backup") == 2
+
+
+def test_cib_promotable_clone_monitors_both_roles():
+    cib = provision.render_cib(topology.load(ROOT / "topologies/os-aa-3node.yaml"))
+    galera = next(line for line in cib.splitlines() if line.startswith("primitive galera "))
+    assert "op monitor interval=20s timeout=30s op monitor role=Promoted interval=10s" in galera
+    assert "clone cl_galera galera meta promotable=true promoted-max=3 interleave=true" in cib

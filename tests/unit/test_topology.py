@@ -107,3 +107,43 @@ def test_dependents_follow_groups_and_orders():
     assert "vip" not in deps and "mysql" not in deps
     assert t.resources.dependents("cinder-volume") == set()
     assert t.resources.dependents("nova-compute") == {"cinder-api", "cinder-scheduler", "cinder-volume"}
+
+
+@pytest.mark.parametrize("name", ["os-ap-2node", "os-ap-3node", "os-aa-2node", "os-aa-3node", "ha-2node-slow"])
+def test_shipped_openstack_topologies_load(name):
+    t = topology.load(ROOT / f"topologies/{name}.yaml")
+    assert t.name == name
+    if name.startswith("os-aa"):
+        assert t.openstack.active_active and t.openstack.rabbitmq_cluster
+        assert {f.port for f in t.haproxy.frontends} >= {5000, 9292, 8774, 8776, 8778}
+    assert t.openstack is None or t.openstack.database == ("galera" if name == "os-aa-3node" else "mariadb")
+
+
+def with_haproxy(frontends, **extra):
+    def mutate(d):
+        d["haproxy"] = {"frontends": frontends, **extra}
+    return mutate
+
+
+def test_haproxy_frontend_defaults_and_errors():
+    t = parse(with_haproxy([{"name": "web", "vip": "public", "port": 80}]))
+    f = t.haproxy.frontends[0]
+    assert (f.mode, f.check_path, f.one_active) == ("http", "/", False)
+    assert t.haproxy.check == "inter 2000 rise 2 fall 5"
+    assert "haproxy.frontends[0].vip: 'nope' is not a vip" in error_of(
+        with_haproxy([{"name": "web", "vip": "nope", "port": 80}]))
+    assert "haproxy.frontends[0].mode: 'udp' is not http or tcp" in error_of(
+        with_haproxy([{"name": "web", "vip": "public", "port": 80, "mode": "udp"}]))
+    assert "haproxy.frontends[0].port: 70000 is not a TCP port" in error_of(
+        with_haproxy([{"name": "web", "vip": "public", "port": 70000}]))
+    assert "two frontends bind the same vip and port" in error_of(
+        with_haproxy([{"name": "a", "vip": "public", "port": 80}, {"name": "b", "vip": "public", "port": 80}]))
+
+
+def test_active_active_needs_haproxy_and_known_layout():
+    def aa(layout):
+        def mutate(d):
+            d["openstack"] = {"vip": "public", "layout": layout, "identity": "web"}
+        return mutate
+    assert "openstack.layout: active-active needs a haproxy section" in error_of(aa("active-active"))
+    assert "openstack.layout: 'hot-hot' is not active-passive or active-active" in error_of(aa("hot-hot"))
