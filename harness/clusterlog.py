@@ -29,7 +29,7 @@ _RULES = [
 ]
 _INITIATING = re.compile(r"Initiating (start|stop|promote|demote) operation (\S+?)_(?:start|stop|promote|demote)_0 "
                          r"(?:locally )?on (\S+)")
-_CLONE_INSTANCE = re.compile(r"(\b[\w.-]+):\d+\b")
+_CLONE_INSTANCE = re.compile(r":\d+$")
 
 
 @dataclass(frozen=True)
@@ -45,17 +45,20 @@ def stage_of(message: str) -> str | None:
     msg = message.strip()
     m = _INITIATING.search(msg)
     if m:
-        return _tidy(f"{m.group(2)} {m.group(1)} on {m.group(3)} initiated")
+        return f"{_rsc(m.group(2))} {m.group(1)} on {m.group(3)} initiated"
     for rx, fmt in _RULES:
         m = rx.search(msg)
         if m and fmt:
-            return _tidy(fmt.format(*(g.strip() if g else "" for g in m.groups())))
+            groups = [re.sub(r"\s+", " ", g.strip()) if g else "" for g in m.groups()]
+            if fmt.startswith("plan:"):
+                groups[1] = _rsc(groups[1])
+            return fmt.format(*groups)
     return None
 
 
-def _tidy(text: str) -> str:
+def _rsc(name: str) -> str:
     # "haproxy:1" -> "haproxy": an anonymous clone's instance number says nothing to a reader
-    return re.sub(r"\s+", " ", _CLONE_INSTANCE.sub(r"\1", text))
+    return _CLONE_INSTANCE.sub("", name)
 
 
 def parse_journal(text: str, node: str) -> list[LogStage]:

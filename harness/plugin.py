@@ -30,6 +30,9 @@ def pytest_addoption(parser):
                 help="reuse a kept cluster of this topology if one exists, and keep it afterwards")
     g.addoption("--reports-dir", default="reports", help="where run reports go (default: reports/)")
     g.addoption("--probe-interval", type=float, default=0.25, help="client probe interval in seconds")
+    g.addoption("--schedule-seed", type=int, default=None,
+                help="seed of random fault schedules (default: derived from the test id); "
+                     "replays a plan a report printed")
     g.addoption("--recovery-target", type=float, default=checkers.DEFAULT_TARGET_S,
                 help="default recovery target per API in seconds (default: 120)")
 
@@ -161,6 +164,15 @@ def cloud(cluster_run, run_dir):
     conn = cp.connect()
     yield conn
     conn.close()
+
+
+@pytest.fixture
+def schedule_seed(request, pytestconfig) -> int:
+    """The seed for a random fault schedule: --schedule-seed, or one derived from the test id
+    (same test, same plan on any machine)."""
+    from .schedule import seed_for
+    seed = pytestconfig.getoption("--schedule-seed")
+    return seed_for(request.node.nodeid) if seed is None else seed
 
 
 @pytest.fixture

@@ -1,17 +1,17 @@
 """Composed faults on a seeded random schedule: reproducible from the test id."""
 import pytest
 
-from harness.schedule import Schedule, seed_for
+from harness.schedule import Schedule
 
 pytestmark = pytest.mark.cluster
 
 
-def test_seeded_random_schedule_then_recovery(request, scenario, cluster):
-    """Two faults at random times on random nodes (the seed comes from the test id, so a
-    failing plan can be replayed); once the last one is healed every client recovers."""
+def test_seeded_random_schedule_then_recovery(schedule_seed, scenario, cluster):
+    """Two faults at random times on random nodes (the seed comes from the test id, or
+    --schedule-seed to replay a printed plan); once the last one is healed every client recovers."""
     nodes = cluster.node_names
     kinds = ("kill", "freeze", "isolate") if len(nodes) >= 3 else ("kill", "freeze")
-    plan = Schedule.random(seed_for(request.node.nodeid), nodes, kinds=kinds, count=2, window_s=30,
+    plan = Schedule.random(schedule_seed, nodes, kinds=kinds, count=2, window_s=30,
                            hold_s=(5, 10))
     print(f"seed {plan.seed}: {plan}")
     scenario.start_probes()

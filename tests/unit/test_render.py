@@ -60,3 +60,10 @@ def test_cib_promotable_clone_monitors_both_roles():
     galera = next(line for line in cib.splitlines() if line.startswith("primitive galera "))
     assert "op monitor interval=20s timeout=30s op monitor role=Promoted interval=10s" in galera
     assert "clone cl_galera galera meta promotable=true promoted-max=3 interleave=true" in cib
+
+
+def test_corosync_conf_has_no_trailing_comments():
+    # corosync's parser takes "yes   # why" as the value: corosync refuses to start
+    conf = provision.render_corosync_conf(topology.load(ROOT / "topologies/ha-3node.yaml"), "r")
+    assert not [line for line in conf.splitlines() if "#" in line and not line.strip().startswith("#")]
+    assert "to_syslog: yes" in conf
