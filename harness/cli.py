@@ -200,6 +200,11 @@ def cmd_report_compare(args):
     sys.exit(1 if compare.regressions(rows) else 0)
 
 
+def cmd_report_table(args):
+    from .report import results, table
+    print(table.markdown(_report(results.load, args.results)))
+
+
 def cmd_report_trend(args):
     from .report import trend
     out, skipped = _report(trend.write, args.dir, args.out)
@@ -258,6 +263,9 @@ def main(argv=None):
     r.add_argument("--html", help="also write the comparison as HTML here")
     r.add_argument("--all", action="store_true", help="also print unchanged figures")
     r.set_defaults(fn=cmd_report_compare)
+    r = rsub.add_parser("table", help="print the downtime per scenario and client probe (markdown)")
+    r.add_argument("results", help="results.json (schema 1)")
+    r.set_defaults(fn=cmd_report_table)
     r = rsub.add_parser("trend", help="figures over time from a directory of results.json files")
     r.add_argument("dir")
     r.add_argument("--out", default="trend.html", help="output file (default: trend.html)")
