@@ -3,6 +3,7 @@ stack, load the CIB. It drives nodes only through Backend.exec/copy."""
 from __future__ import annotations
 
 import secrets
+import time
 import shlex
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -128,14 +129,30 @@ class Provisioner:
         self.start_resources(holder, identity)
         cluster.wait_settled(timeout=300)
         cp.wait_apis(services=["keystone"])
-        cp.create_catalog()
+        self.create_catalog(cp)
         self.log("Keystone up, catalog created")
         self.start_resources(holder, later)
         cluster.wait_settled(timeout=600)
         self.log(f"all resources started; APIs answer through the VIP after {cp.wait_apis():.0f}s more")
         cp.discover_compute()
-        self.log("compute host discovered")
+        cp.wait_volume_service()
+        self.log("compute host discovered, volume service up")
         self.forget_bring_up_failures(cluster)
+
+    def create_catalog(self, cp, attempts: int = 5) -> None:
+        """The catalog through the VIP; a connection Keystone drops while it settles (seen on
+        os-ap-3node: "Connection reset by peer" mid-catalog) is retried, the catalog calls
+        are idempotent."""
+        from keystoneauth1.exceptions.connection import ConnectFailure
+        for attempt in range(1, attempts + 1):
+            try:
+                return cp.create_catalog()
+            except ConnectFailure as e:
+                if attempt == attempts:
+                    raise
+                self.log(f"catalog attempt {attempt}: {e}; retrying once Keystone answers")
+                time.sleep(5)
+                cp.wait_apis(services=["keystone"])
 
     def forget_bring_up_failures(self, cluster: Cluster) -> None:
         """Say which starts failed (and were retried) during bring-up, then clean them up:

@@ -263,6 +263,23 @@ class ControlPlane:
         self.sh(holder, "runuser -u nova -- nova-manage cell_v2 discover_hosts --verbose")
         conn.close()
 
+    def wait_volume_service(self, timeout: float = 180) -> None:
+        """Until cinder-volume reports up: before that the scheduler finds no backend and a new
+        volume goes to "error" (seen on os-ap-3node right after bring-up)."""
+        if "cinder" not in self.spec.services:
+            return
+        conn = self.connect()
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                services = [s for s in conn.block_storage.services() if s.binary == "cinder-volume"]
+                if services and all(s.state == "up" for s in services):
+                    return
+                time.sleep(2)
+            raise TimeoutError("cinder-volume never reported up")
+        finally:
+            conn.close()
+
     def clouds_yaml(self) -> str:
         import yaml
         return yaml.safe_dump({"clouds": {self.topology.name: {
