@@ -21,7 +21,6 @@ _RULES = [
     (re.compile(r"Actions: (Start|Stop|Move|Recover|Restart|Promote|Demote|Migrate)\s+(\S+)\s+\((.*)\)"),
      "plan: {0} {1} ({2})"),
     (re.compile(r"Calculated transition (\d+)"), "transition {0} calculated"),
-    (re.compile(r"Initiating (start|stop|promote|demote) operation \S+ (?:locally )?on (\S+)"), None),
     (re.compile(r"Result of (start|stop|promote|demote) operation for (\S+) on (\S+): (.*)"), "{1} {0} on {2}: {3}"),
     (re.compile(r"Result of monitor operation for (\S+) on (\S+): (?!ok)(.*)"), "{0} monitor on {1} failed: {2}"),
     (re.compile(r"Transition (\d+) \(Complete=(\d+).*\): (Complete|Stopped|Terminated)"),
@@ -48,7 +47,7 @@ def stage_of(message: str) -> str | None:
         return f"{_rsc(m.group(2))} {m.group(1)} on {m.group(3)} initiated"
     for rx, fmt in _RULES:
         m = rx.search(msg)
-        if m and fmt:
+        if m:
             groups = [re.sub(r"\s+", " ", g.strip()) if g else "" for g in m.groups()]
             if fmt.startswith("plan:"):
                 groups[1] = _rsc(groups[1])

@@ -316,6 +316,16 @@ class ServiceSignal(Fault):
         self.detail["pid"] = int(pid)
         self.nemesis.exec(self.target, ["kill", f"-{self.sig}", pid])
 
+    def restarted_by_systemd(self) -> bool:
+        """The unit is active again with a new main process that systemd's Restart= started
+        (Debian's OpenStack units have Restart=on-failure: a SIGKILL may never reach Pacemaker)."""
+        r = self.nemesis.exec(self.target, ["systemctl", "show", "-p", "ActiveState,MainPID,NRestarts",
+                                            self.detail["unit"]], check=False)
+        props = dict(line.split("=", 1) for line in r.out.split() if "=" in line)
+        return (props.get("ActiveState") == "active"
+                and props.get("MainPID") not in (None, "0", str(self.detail["pid"]))
+                and int(props.get("NRestarts") or 0) > 0)
+
     def _heal(self):
         if self.sig == signal.SIGSTOP:
             self.nemesis.exec(self.target, ["kill", "-CONT", str(self.detail["pid"])], check=False)

@@ -3,8 +3,8 @@ stack, load the CIB. It drives nodes only through Backend.exec/copy."""
 from __future__ import annotations
 
 import secrets
-import time
 import shlex
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 

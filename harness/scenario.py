@@ -21,6 +21,7 @@ class Scenario:
         self._probes: ProbeSet | None = None
         # callables (interval, timeout) -> [Probe]: e.g. the OpenStack API probes
         self.probe_factories: list = []
+        self._log_read_until = float("-inf")   # history time the cluster journal was read up to
 
     # ------------------------------------------------------------ probes
     def start_probes(self, interval: float | None = None, timeout: float = 1.0) -> ProbeSet:
@@ -92,7 +93,7 @@ class Scenario:
     def _read_cluster_log(self, since: float) -> None:
         """The cluster's own record of this fault (journal milestones) into the history,
         once per stretch of time (a schedule analyses several faults of one history)."""
-        start = max(since - 1.0, getattr(self, "_log_read_until", float("-inf")))
+        start = max(since - 1.0, self._log_read_until)
         until = self.history.now()
         try:
             clusterlog.collect(self.cluster, self.history, start, until)

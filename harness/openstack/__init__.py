@@ -13,6 +13,7 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ..cluster import poll
 from ..provision import template_env
 
 SERVICE_USERS = ("glance", "placement", "nova", "cinder", "neutron")
@@ -42,6 +43,14 @@ API_PORTS = {"keystone": 5000, "glance": 9292, "placement": 8778, "nova": 8774, 
 UWSGI_DEFAULTS = {"keystone": "keystone", "placement": "placement-api", "nova": "nova-api",
                   "cinder": "cinder-api", "neutron": "neutron-server"}
 SECRETS_PATH = "/etc/harness/openstack-secrets.json"
+
+
+def _wait_reported_up(list_services, binary: str, timeout: float) -> None:
+    """Until every `binary` service record (nova or cinder service list) says "up"."""
+    def up():
+        states = [s.state for s in list_services() if s.binary == binary]
+        return bool(states) and all(st == "up" for st in states), f"{binary}: {states or 'not registered'}"
+    poll(up, timeout, interval=2, what=f"{binary} reported up")
 
 
 def new_secrets() -> dict:
@@ -96,15 +105,18 @@ class ControlPlane:
             for tpl, path in files:
                 self.backend.copy(node, env.get_template(tpl).render(**ctx).encode(), path)
             self.backend.copy(node, self._rabbitmq_conf().encode(), "/etc/rabbitmq/rabbitmq.conf")
+            fixes = []
             if self.spec.database == "galera":
                 # ocf:heartbeat:galera runs mysqld_safe with --log-error=/var/log/mysql/error.log;
                 # Debian's package does not create that directory and mysqld exits at once
-                self.sh(node, "install -d -o mysql -g adm /var/log/mysql")
+                fixes.append("install -d -o mysql -g adm /var/log/mysql")
             if self.spec.rabbitmq_cluster:
                 # brokers only cluster with the same Erlang cookie
                 self.backend.copy(node, self.pw["erlang_cookie"].encode(), "/var/lib/rabbitmq/.erlang.cookie",
                                   mode=0o400)
-                self.sh(node, "chown rabbitmq:rabbitmq /var/lib/rabbitmq/.erlang.cookie")
+                fixes.append("chown rabbitmq:rabbitmq /var/lib/rabbitmq/.erlang.cookie")
+            if fixes:
+                self.sh(node, " && ".join(fixes))
             self.backend.copy(node, json.dumps(self.pw).encode(), SECRETS_PATH, mode=0o600)
         self._each(write)
 
@@ -251,14 +263,7 @@ class ControlPlane:
         if "nova" not in self.spec.services:
             return
         conn = self.connect()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            services = [s for s in conn.compute.services() if s.binary == "nova-compute"]
-            if services and all(s.state == "up" for s in services):
-                break
-            time.sleep(2)
-        else:
-            raise TimeoutError("nova-compute never reported up")
+        _wait_reported_up(conn.compute.services, "nova-compute", timeout)
         holder = self.cluster.vip_holder(self.spec.vip)
         self.sh(holder, "runuser -u nova -- nova-manage cell_v2 discover_hosts --verbose")
         conn.close()
@@ -269,14 +274,8 @@ class ControlPlane:
         if "cinder" not in self.spec.services:
             return
         conn = self.connect()
-        deadline = time.monotonic() + timeout
         try:
-            while time.monotonic() < deadline:
-                services = [s for s in conn.block_storage.services() if s.binary == "cinder-volume"]
-                if services and all(s.state == "up" for s in services):
-                    return
-                time.sleep(2)
-            raise TimeoutError("cinder-volume never reported up")
+            _wait_reported_up(conn.block_storage.services, "cinder-volume", timeout)
         finally:
             conn.close()
 

@@ -45,7 +45,7 @@ def test_service_failure_is_recovered(scenario, cluster, managed_service, how):
         def noticed():
             if any(f.resource == rid for f in cluster.state().failures):
                 recovered_by.append("pacemaker")
-            elif how == "sigkill" and restarted_by_systemd(cluster, node, unit, fault.detail["pid"]):
+            elif how == "sigkill" and fault.restarted_by_systemd():
                 recovered_by.append("systemd Restart=")
             return bool(recovered_by), rid
         poll(noticed, 60, what=f"{rid} failure noticed")
@@ -55,13 +55,6 @@ def test_service_failure_is_recovered(scenario, cluster, managed_service, how):
     assert recovered, result["verdict"]["reasons"]
     assert cluster.state().where(rid), f"{rid} is not running again"
     assert result["verdict"]["passed"], result["verdict"]["reasons"]
-
-
-def restarted_by_systemd(cluster, node: str, unit: str, old_pid: int) -> bool:
-    r = cluster.backend.exec(node, ["systemctl", "show", "-p", "ActiveState,MainPID,NRestarts", unit], check=False)
-    props = dict(line.split("=", 1) for line in r.out.split() if "=" in line)
-    return (props.get("ActiveState") == "active" and props.get("MainPID") not in (None, "0", str(old_pid))
-            and int(props.get("NRestarts", "0") or 0) > 0)
 
 
 def test_corosync_killed_on_vip_holder(request, scenario, cluster):
