@@ -266,6 +266,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line(f"REPORT NOT WRITTEN: {config._ha_report_error}", red=True)
 
 
+def _attach_node_logs(item, report) -> None:
+    """A failed scenario: the nodes' logs saved under logs/<test>/, their error lines in the report."""
+    run = item.funcargs.get("cluster_run")
+    since = getattr(item, "_ha_started_epoch", None)
+    if run is None or run.cluster is None or since is None:
+        return
+    from . import nodelogs
+    dest = item.config._ha_run_dir / "logs" / _slug(item.nodeid)
+    try:
+        nodelogs.collect(run.backend, run.cluster.running_nodes(), since, dest)
+        report.sections.append(("node logs", f"full logs: {dest}\n{nodelogs.digest(dest, since)}"))
+    except Exception as e:       # diagnostics must not replace the real failure
+        report.sections.append(("node logs", f"not collected: {type(e).__name__}: {e}"))
+
+
 # ---------------------------------------------------------------- reports: bookkeeping hooks
 
 def pytest_collection_finish(session):
@@ -309,6 +324,7 @@ def pytest_runtest_protocol(item, nextitem):
     n, total = config._ha_cluster_tests.index(item.nodeid) + 1, len(config._ha_cluster_tests)
     config._ha_log(f"scenario {n}/{total} start: {item.nodeid}")
     started = time.monotonic()
+    item._ha_started_epoch = time.time()
     try:
         return (yield)
     finally:
@@ -323,6 +339,8 @@ def pytest_runtest_makereport(item, call):
     if item.nodeid in config._ha_cluster_tests:
         from .report.session import record_outcome
         record_outcome(config._ha_outcomes, report)
+        if call.when == "call" and report.failed:
+            _attach_node_logs(item, report)
     if call.when == "teardown" and config.getoption("htmlpath", None):
         entry = next((e for e in config._ha_results if e["test"] == item.nodeid), None)
         if entry:

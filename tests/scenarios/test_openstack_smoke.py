@@ -4,6 +4,7 @@ import uuid
 from datetime import datetime, timezone
 
 import pytest
+from openstack import exceptions as os_exc
 
 from harness.cluster import poll
 
@@ -25,7 +26,7 @@ def smoke(conn) -> dict:
                                         networks="none")
     volume = conn.block_storage.create_volume(name=f"smoke-{tag}", size=1)
     try:
-        server = conn.compute.wait_for_server(server, status="ACTIVE", wait=180)
+        server = wait_active(conn, server)
         volume = conn.block_storage.wait_for_status(volume, status="available", failures=["error"], wait=180)
         providers = list(conn.placement.resource_providers())
         assert providers, "placement has no resource provider: nova-compute did not report"
@@ -36,6 +37,16 @@ def smoke(conn) -> dict:
         conn.compute.delete_server(server, ignore_missing=True)
         conn.block_storage.delete_volume(volume, ignore_missing=True)
         conn.image.delete_image(image, ignore_missing=True)
+
+
+def wait_active(conn, server):
+    """The server ACTIVE; if it went to ERROR, fail with Nova's own reason (its fault)."""
+    try:
+        return conn.compute.wait_for_server(server, status="ACTIVE", wait=180)
+    except os_exc.ResourceFailure:
+        fault = conn.compute.get_server(server.id).fault or {}
+        pytest.fail(f"server {server.id} went to ERROR on host {fault.get('host', '?')}: "
+                    f"{fault.get('message', 'no fault recorded')} {fault.get('details', '')[-600:]}")
 
 
 def wait_compute_restarted(conn, after: datetime, timeout: float = 300) -> None:

@@ -1,0 +1,41 @@
+"""What the nodes logged while a scenario failed: the full logs saved with the run, and a digest
+(the error lines since the scenario started) for the failure report, so a CI log alone says why."""
+import re
+import time
+from pathlib import Path
+
+# services' own log files; the journal covers corosync, pacemaker and the units' start/stop
+LOG_GLOB = "/var/log/{nova,cinder,glance,keystone,placement,neutron,rabbitmq,mysql}/*.log"
+# first lines of problems only (a traceback's continuation lines repeat the prefix)
+_PROBLEM = re.compile(r" (ERROR|CRITICAL) \S+ \[|pacemaker-\w+\[\d+\]: +(error|crit)|"
+                      r"systemd\[1\]: .*(Failed|failed with result)|exited, code=|Out of memory")
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
+
+
+def collect(backend, nodes: list[str], since: float, dest: Path) -> None:
+    """Journal since `since` (epoch seconds) and the tail of every service log, one file per node."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for node in nodes:
+        journal = backend.exec(node, f"journalctl --no-pager -o short-iso-precise --since @{int(since)}",
+                               timeout=60, check=False).stdout
+        files = backend.exec(node, f"for f in $(ls {LOG_GLOB} 2>/dev/null); do echo \"==> $f\"; "
+                                   f"tail -n 500 \"$f\"; done", timeout=60, check=False).stdout
+        (dest / f"{node}.log").write_text(f"### journal\n{journal}\n### service logs\n{files}")
+
+
+def digest(dest: Path, since: float, per_node: int = 25) -> str:
+    """The last problem lines of each node's collected log, newer than `since`."""
+    after = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(since))
+    out = []
+    for path in sorted(dest.glob("*.log")):
+        lines = [ln for ln in path.read_text(errors="replace").splitlines()
+                 if _PROBLEM.search(ln) and _newer(ln, after)]
+        out.append(f"--- {path.stem}: {len(lines)} problem lines since the scenario started"
+                   + (f", last {per_node}" if len(lines) > per_node else ""))
+        out += [ln[:300] for ln in lines[-per_node:]]
+    return "\n".join(out)
+
+
+def _newer(line: str, after: str) -> bool:
+    m = _STAMP.match(line.replace("T", " ", 1))
+    return m is None or m.group(1) >= after
