@@ -25,6 +25,9 @@ _RULES = [
     (re.compile(r"Result of monitor operation for (\S+) on (\S+): (?!ok)(.*)"), "{0} monitor on {1} failed: {2}"),
     (re.compile(r"Transition (\d+) \(Complete=(\d+).*\): (Complete|Stopped|Terminated)"),
      "transition {0} {2} ({1} actions)"),
+    # the controller runs fewer actions at once while the load is high (load-threshold); on one
+    # host the nodes see the host's load, so this explains slow recoveries on a small machine
+    (re.compile(r"High CPU load detected: ([\d.]+)"), "pacemaker: throttling actions, CPU load {0}"),
 ]
 _INITIATING = re.compile(r"Initiating (start|stop|promote|demote) operation (\S+?)_(?:start|stop|promote|demote)_0 "
                          r"(?:locally )?on (\S+)")

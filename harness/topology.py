@@ -104,6 +104,8 @@ class Frontend:
     mode: str = "http"          # http: `option httpchk GET <check_path>`; tcp: connect check
     check_path: str = "/"
     one_active: bool = False    # first node serves, the others are backups (a Galera writer)
+    check_port: int | None = None   # HTTP health check on another port (Galera's clustercheck)
+    check: str | None = None        # this frontend's server check options (default: haproxy.check)
 
 
 @dataclass(frozen=True)
@@ -416,15 +418,19 @@ def _haproxy(c: _Ctx, raw, vips) -> Haproxy | None:
     vip_names, fronts = {v.name for v in vips}, []
     for i, f in enumerate(c.seq(raw["frontends"], "haproxy.frontends")):
         key = f"haproxy.frontends[{i}]"
-        f = c.mapping(f, key, {"name", "vip", "port", "mode", "check_path", "one_active"}, {"name", "vip", "port"})
+        f = c.mapping(f, key, {"name", "vip", "port", "mode", "check_path", "one_active", "check_port", "check"},
+                      {"name", "vip", "port"})
         if f["vip"] not in vip_names:
             c.fail(f"{key}.vip", f"{f['vip']!r} is not a vip of this topology")
         if not isinstance(f["port"], int) or not 0 < f["port"] < 65536:
             c.fail(f"{key}.port", f"{f['port']!r} is not a TCP port")
         if f.get("mode", "http") not in ("http", "tcp"):
             c.fail(f"{key}.mode", f"{f['mode']!r} is not http or tcp")
+        if "check_port" in f and not (isinstance(f["check_port"], int) and 0 < f["check_port"] < 65536):
+            c.fail(f"{key}.check_port", f"{f['check_port']!r} is not a TCP port")
         fronts.append(Frontend(c.ident(f["name"], f"{key}.name", NAME), f["vip"], f["port"],
-                               f.get("mode", "http"), str(f.get("check_path", "/")), bool(f.get("one_active", False))))
+                               f.get("mode", "http"), str(f.get("check_path", "/")), bool(f.get("one_active", False)),
+                               f.get("check_port"), str(f["check"]) if "check" in f else None))
     if len({(f.vip, f.port) for f in fronts}) != len(fronts):
         c.fail("haproxy.frontends", "two frontends bind the same vip and port")
     return Haproxy(str(raw.get("check", Haproxy.check)), tuple(fronts))

@@ -12,6 +12,7 @@ import json
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from ..cluster import poll
 from ..provision import template_env
@@ -51,6 +52,21 @@ def _wait_reported_up(list_services, binary: str, timeout: float) -> None:
         states = [s.state for s in list_services() if s.binary == binary]
         return bool(states) and all(st == "up" for st in states), f"{binary}: {states or 'not registered'}"
     poll(up, timeout, interval=2, what=f"{binary} reported up")
+
+
+START_TIMEOUT_DROPIN = """# ha-harness: Pacemaker's start timeout for this resource governs, not systemd's
+# default 90 s (a Type=notify unit that is slow to start under load was killed at 90 s)
+[Service]
+TimeoutStartSec={timeout}
+"""
+
+
+def unit_start_timeouts(topology) -> dict[str, str]:
+    """unit -> the start timeout of the resource that runs it through the project's agent."""
+    default = topology.op_defaults.get("timeout", "120s")
+    return {p.params["unit"]: str(p.op.get("start", {}).get("timeout", default))
+            for p in topology.resources.primitives
+            if p.agent == "ocf:harness:openstack-api" and p.params.get("unit")}
 
 
 def new_secrets() -> dict:
@@ -105,20 +121,32 @@ class ControlPlane:
             for tpl, path in files:
                 self.backend.copy(node, env.get_template(tpl).render(**ctx).encode(), path)
             self.backend.copy(node, self._rabbitmq_conf().encode(), "/etc/rabbitmq/rabbitmq.conf")
-            fixes = []
+            for unit, timeout in unit_start_timeouts(self.topology).items():
+                self.backend.copy(node, START_TIMEOUT_DROPIN.format(timeout=timeout).encode(),
+                                  f"/etc/systemd/system/{unit}.d/50-harness-start-timeout.conf")
+            fixes = ["systemctl daemon-reload"]
             if self.spec.database == "galera":
                 # ocf:heartbeat:galera runs mysqld_safe with --log-error=/var/log/mysql/error.log;
                 # Debian's package does not create that directory and mysqld exits at once
                 fixes.append("install -d -o mysql -g adm /var/log/mysql")
+                self._install_galera_check(node)
+                fixes.append("systemctl enable --now galera-check.socket")
             if self.spec.rabbitmq_cluster:
                 # brokers only cluster with the same Erlang cookie
                 self.backend.copy(node, self.pw["erlang_cookie"].encode(), "/var/lib/rabbitmq/.erlang.cookie",
                                   mode=0o400)
                 fixes.append("chown rabbitmq:rabbitmq /var/lib/rabbitmq/.erlang.cookie")
-            if fixes:
-                self.sh(node, " && ".join(fixes))
+            self.sh(node, " && ".join(fixes))
             self.backend.copy(node, json.dumps(self.pw).encode(), SECRETS_PATH, mode=0o600)
         self._each(write)
+
+    def _install_galera_check(self, node: str) -> None:
+        """HAProxy's health check of a Galera node (port 9200), outside Pacemaker like the HA
+        guide's xinetd clustercheck: it must answer "not synced" while Galera is down."""
+        files = Path(__file__).parent.parent / "templates" / "openstack"
+        self.backend.copy(node, (files / "galera-check.sh").read_bytes(), "/usr/local/sbin/galera-check", mode=0o755)
+        for unit in ("galera-check.socket", "galera-check@.service"):
+            self.backend.copy(node, (files / unit).read_bytes(), f"/etc/systemd/system/{unit}")
 
     def _context(self, node: str) -> dict:
         """What the templates need for one node. Active/passive reaches everything through

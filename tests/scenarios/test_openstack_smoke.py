@@ -30,13 +30,16 @@ def smoke(conn) -> dict:
         volume = conn.block_storage.wait_for_status(volume, status="available", failures=["error"], wait=180)
         providers = list(conn.placement.resource_providers())
         assert providers, "placement has no resource provider: nova-compute did not report"
-        return {"server_host": server.compute_host, "volume_host": volume.host,
-                "providers": [p.name for p in providers]}
+        found = {"server_host": server.compute_host, "volume_host": volume.host,
+                 "providers": [p.name for p in providers]}
     finally:
-        # deletions are requested, not awaited: they are not what this scenario proves
         conn.compute.delete_server(server, ignore_missing=True)
         conn.block_storage.delete_volume(volume, ignore_missing=True)
         conn.image.delete_image(image, ignore_missing=True)
+    # awaited: a scenario leaves no half-done work to the services the next one moves
+    conn.compute.wait_for_delete(server, wait=120)
+    conn.block_storage.wait_for_delete(volume, wait=120)
+    return found
 
 
 def wait_active(conn, server):
@@ -76,6 +79,7 @@ def test_control_plane_survives_moving_every_resource(cloud, cluster, cluster_ru
             # every resource (every clone instance still wanted) runs, and none on the old node
             return all(nodes and holder not in nodes for nodes in placed.values()), placed
         poll(moved, 600, interval=2, what=f"every resource off {holder}")
+        cluster.wait_settled(timeout=300)    # the smoke judges the state after Pacemaker is done
         assert cluster.vip_holder() not in (None, holder)
         # A new client, as after a real failover: on os-aa-2node a keep-alive connection
         # that HAProxy on the old node had accepted failed the first POST after the move

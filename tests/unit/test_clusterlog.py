@@ -83,3 +83,8 @@ def test_ports_in_exit_reasons_survive():
     assert clusterlog.stage_of(msg).endswith("at http://node2:9696/ does not answer)")
     assert clusterlog.stage_of(" notice: Initiating stop operation galera:2_stop_0 on node3") == \
         "galera stop on node3 initiated"
+
+
+def test_throttling_for_high_load_is_a_milestone():
+    assert clusterlog.stage_of(" notice: High CPU load detected: 4.090000") == \
+        "pacemaker: throttling actions, CPU load 4.090000"

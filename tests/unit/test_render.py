@@ -50,8 +50,9 @@ def test_haproxy_cfg_one_writer_and_checks():
     assert "bind 10.213.60.100:5000" in keystone and "option httpchk GET /v3" in keystone
     assert "server node3 10.213.60.13:5000 check inter 2000 rise 2 fall 5\n" in keystone
     mysql = cfg.split("listen mysql")[1]
-    assert "mode tcp" in mysql and "httpchk" not in mysql
-    assert "server node1 10.213.60.11:3306 check inter 2000 rise 2 fall 5\n" in mysql
+    assert "mode tcp" in mysql and "option httpchk GET /" in mysql     # the clustercheck on 9200
+    assert ("server node1 10.213.60.11:3306 check port 9200 inter 1000 rise 2 fall 2 "
+            "on-marked-down shutdown-sessions\n") in mysql
     assert mysql.count(" backup") == 2
 
 
@@ -67,3 +68,12 @@ def test_corosync_conf_has_no_trailing_comments():
     conf = provision.render_corosync_conf(topology.load(ROOT / "topologies/ha-3node.yaml"), "r")
     assert not [line for line in conf.splitlines() if "#" in line and not line.strip().startswith("#")]
     assert "to_syslog: yes" in conf
+
+
+def test_systemd_start_timeout_follows_the_resources_start_timeout():
+    from harness.openstack import unit_start_timeouts
+    t = topology.load(ROOT / "topologies/os-aa-2node.yaml")
+    timeouts = unit_start_timeouts(t)
+    assert timeouts["nova-compute.service"] == "240s"       # the resource's own start op
+    assert "haproxy.service" not in timeouts                 # systemd: class, not the agent
+    assert set(timeouts) >= {"keystone.service", "cinder-volume.service"}

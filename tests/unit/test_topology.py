@@ -128,7 +128,9 @@ def with_haproxy(frontends, **extra):
 def test_haproxy_frontend_defaults_and_errors():
     t = parse(with_haproxy([{"name": "web", "vip": "public", "port": 80}]))
     f = t.haproxy.frontends[0]
-    assert (f.mode, f.check_path, f.one_active) == ("http", "/", False)
+    assert (f.mode, f.check_path, f.one_active, f.check_port, f.check) == ("http", "/", False, None, None)
+    assert "haproxy.frontends[0].check_port: 'x' is not a TCP port" in error_of(
+        with_haproxy([{"name": "db", "vip": "public", "port": 3306, "check_port": "x"}]))
     assert t.haproxy.check == "inter 2000 rise 2 fall 5"
     assert "haproxy.frontends[0].vip: 'nope' is not a vip" in error_of(
         with_haproxy([{"name": "web", "vip": "nope", "port": 80}]))
