@@ -17,9 +17,9 @@ def collect(backend, nodes: list[str], since: float, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for node in nodes:
         journal = backend.exec(node, f"journalctl --no-pager -o short-iso-precise --since @{int(since)}",
-                               timeout=60, check=False).stdout
+                               timeout=60, check=False).out
         files = backend.exec(node, f"for f in $(ls {LOG_GLOB} 2>/dev/null); do echo \"==> $f\"; "
-                                   f"tail -n 500 \"$f\"; done", timeout=60, check=False).stdout
+                                   f"tail -n 500 \"$f\"; done", timeout=60, check=False).out
         (dest / f"{node}.log").write_text(f"### journal\n{journal}\n### service logs\n{files}")
 
 

@@ -37,3 +37,23 @@ def test_digest_keeps_the_last_lines_per_node(tmp_path):
     text = nodelogs.digest(tmp_path, SINCE, per_node=5)
     assert text.splitlines()[0].endswith("last 5")
     assert "problem 29" in text and "problem 24" not in text
+
+
+class _Backend:
+    """Stands in for a node backend: answers the two commands collect() runs."""
+    def __init__(self):
+        self.cmds = []
+
+    def exec(self, node, cmd, timeout=60, check=True):
+        from harness.backends import ExecResult
+        self.cmds.append((node, cmd))
+        return ExecResult(0, "journal line" if cmd.startswith("journalctl") else "==> /var/log/nova/x.log", "")
+
+
+def test_collect_writes_one_file_per_node(tmp_path):
+    backend = _Backend()
+    nodelogs.collect(backend, ["node1", "node3"], SINCE, tmp_path / "logs")
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["node1.log", "node3.log"]
+    text = (tmp_path / "logs" / "node3.log").read_text()
+    assert "journal line" in text and "==> /var/log/nova/x.log" in text
+    assert f"--since @{SINCE}" in backend.cmds[0][1]

@@ -12,6 +12,10 @@ done
 for ini in /etc/*/*-uwsgi.ini; do
   sed -i -e 's/^processes *=.*/processes = 2/' -e 's/^threads *=.*/threads = 4/' "$ini"
 done
+# Except neutron-api: /usr/bin/neutron-api monkey-patches eventlet, and eventlet's locks do
+# not wake a waiter in another native thread. With 4 uwsgi threads a request hung for minutes
+# after a move (no socket busy: waiting on a lock), and nova-api hung with it (os-aa-3node).
+sed -i -e 's/^processes *=.*/processes = 3/' -e 's/^threads *=.*/threads = 1/' /etc/neutron/neutron-api-uwsgi.ini
 # No hypervisor: the fake driver boots servers to ACTIVE in about a second.
 printf '[DEFAULT]\ncompute_driver = fake.FakeDriver\n' > /etc/nova/nova-compute.conf
 echo "still enabled:"; systemctl list-unit-files --state=enabled --no-legend | awk '{print "  " $1}'
