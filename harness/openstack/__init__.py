@@ -130,7 +130,7 @@ class ControlPlane:
                 # Debian's package does not create that directory and mysqld exits at once
                 fixes.append("install -d -o mysql -g adm /var/log/mysql")
                 self._install_galera_check(node)
-                fixes.append("systemctl enable --now galera-check.socket")
+                fixes.append("systemctl enable --now galera-check.service")
             if self.spec.rabbitmq_cluster:
                 # brokers only cluster with the same Erlang cookie
                 self.backend.copy(node, self.pw["erlang_cookie"].encode(), "/var/lib/rabbitmq/.erlang.cookie",
@@ -144,9 +144,9 @@ class ControlPlane:
         """HAProxy's health check of a Galera node (port 9200), outside Pacemaker like the HA
         guide's xinetd clustercheck: it must answer "not synced" while Galera is down."""
         files = Path(__file__).parent.parent / "templates" / "openstack"
-        self.backend.copy(node, (files / "galera-check.sh").read_bytes(), "/usr/local/sbin/galera-check", mode=0o755)
-        for unit in ("galera-check.socket", "galera-check@.service"):
-            self.backend.copy(node, (files / unit).read_bytes(), f"/etc/systemd/system/{unit}")
+        self.backend.copy(node, (files / "galera-check.py").read_bytes(), "/usr/local/sbin/galera-check", mode=0o755)
+        self.backend.copy(node, (files / "galera-check.service").read_bytes(),
+                          "/etc/systemd/system/galera-check.service")
 
     def _context(self, node: str) -> dict:
         """What the templates need for one node. Active/passive reaches everything through

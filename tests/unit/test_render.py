@@ -77,3 +77,8 @@ def test_systemd_start_timeout_follows_the_resources_start_timeout():
     assert timeouts["nova-compute.service"] == "240s"       # the resource's own start op
     assert "haproxy.service" not in timeouts                 # systemd: class, not the agent
     assert set(timeouts) >= {"keystone.service", "cinder-volume.service"}
+
+
+def test_galera_check_script_compiles():
+    import py_compile
+    py_compile.compile(str(ROOT / "harness/templates/openstack/galera-check.py"), doraise=True)
