@@ -49,7 +49,7 @@ def wait_active(conn, server):
     except os_exc.ResourceFailure:
         fault = conn.compute.get_server(server.id).fault or {}
         pytest.fail(f"server {server.id} went to ERROR on host {fault.get('host', '?')}: "
-                    f"{fault.get('message', 'no fault recorded')} {fault.get('details', '')[-600:]}")
+                    f"{fault.get('message', 'no fault recorded')} {(fault.get('details') or '')[-600:]}")
 
 
 def wait_compute_restarted(conn, after: datetime, timeout: float = 300) -> None:
