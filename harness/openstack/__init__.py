@@ -297,13 +297,23 @@ class ControlPlane:
         conn.close()
 
     def wait_volume_service(self, timeout: float = 180) -> None:
-        """Until cinder-volume reports up: before that the scheduler finds no backend and a new
-        volume goes to "error" (seen on os-ap-3node right after bring-up)."""
+        """Until cinder-volume reports up AND the scheduler knows its pool: before either, a new
+        volume goes to "error" (no valid backend). Seen right after bring-up on os-ap-3node, then
+        on os-ap-2node in CI with the service already reported up: the scheduler had not yet
+        received the backend's capabilities."""
         if "cinder" not in self.spec.services:
             return
+        from openstack.exceptions import SDKException
         conn = self.connect()
         try:
             _wait_reported_up(conn.block_storage.services, "cinder-volume", timeout)
+            def pools():
+                try:
+                    names = [p.name for p in conn.block_storage.backend_pools()]
+                except SDKException as e:      # an API still settling may answer 5xx
+                    return False, str(e)
+                return bool(names), names
+            poll(pools, timeout, interval=2, what="cinder-scheduler knows a volume backend pool")
         finally:
             conn.close()
 

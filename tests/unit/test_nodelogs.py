@@ -18,6 +18,8 @@ def test_digest_keeps_new_problem_lines_only(tmp_path):
         "2026-11-21T12:31:02.100000+0000 node1 pacemaker-controld[80]:  error: Result of start operation for nova-compute on node1: error",
         "2026-11-21T12:31:03.000000+0000 node1 systemd[1]: nova-compute.service: Main process exited, code=exited, status=1/FAILURE",
         "2026-11-21T12:31:04.000000+0000 node1 pacemaker-controld[80]:  notice: nothing wrong",
+        "2026-11-21T12:31:04.500000+0000 node1 pacemaker-schedulerd[119]:  error: Resource start-up "
+        "disabled since no STONITH resources have been defined",
         "### service logs",
         "2026-11-21 12:31:05.622 8810 ERROR nova.compute.manager [req-1 - - - - - -] MessagingTimeout: no reply",
         "2026-11-21 12:31:05.622 8810 ERROR nova.compute.manager Traceback (most recent call last):",
@@ -25,6 +27,7 @@ def test_digest_keeps_new_problem_lines_only(tmp_path):
     ]))
     text = nodelogs.digest(tmp_path, SINCE)
     assert "old one" not in text and "nothing wrong" not in text and "Starting" not in text
+    assert "STONITH" not in text
     assert "Traceback" not in text       # continuation lines carry no [request] bracket
     assert "start operation for nova-compute" in text and "exited, code=exited" in text
     assert "MessagingTimeout" in text
@@ -57,3 +60,8 @@ def test_collect_writes_one_file_per_node(tmp_path):
     text = (tmp_path / "logs" / "node3.log").read_text()
     assert "journal line" in text and "==> /var/log/nova/x.log" in text
     assert f"--since @{SINCE}" in backend.cmds[0][1]
+
+
+def test_log_glob_works_in_dash():
+    # the backend runs commands with `sh -c` (dash): a brace pattern would match nothing
+    assert "{" not in nodelogs.LOG_GLOB and "/var/log/cinder/*.log" in nodelogs.LOG_GLOB
