@@ -20,12 +20,11 @@ _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
 def collect(backend, nodes: list[str], since: float, dest: Path) -> None:
     """Journal since `since` (epoch seconds) and the tail of every service log, one file per node."""
     dest.mkdir(parents=True, exist_ok=True)
+    cmd = (f"echo '### journal'; journalctl --no-pager -o short-iso-precise --since @{int(since)}; "
+           f"echo '### service logs'; "
+           f"for f in $(ls {LOG_GLOB} 2>/dev/null); do echo \"==> $f\"; tail -n 500 \"$f\"; done")
     for node in nodes:
-        journal = backend.exec(node, f"journalctl --no-pager -o short-iso-precise --since @{int(since)}",
-                               timeout=60, check=False).out
-        files = backend.exec(node, f"for f in $(ls {LOG_GLOB} 2>/dev/null); do echo \"==> $f\"; "
-                                   f"tail -n 500 \"$f\"; done", timeout=60, check=False).out
-        (dest / f"{node}.log").write_text(f"### journal\n{journal}\n### service logs\n{files}")
+        (dest / f"{node}.log").write_text(backend.exec(node, cmd, timeout=60, check=False).out)
 
 
 def digest(dest: Path, since: float, per_node: int = 25) -> str:

@@ -411,6 +411,10 @@ def _openstack(c: _Ctx, raw, vips, resources) -> OpenStack | None:
                      layout, database, mq)
 
 
+def _is_port(value) -> bool:
+    return isinstance(value, int) and 0 < value < 65536
+
+
 def _haproxy(c: _Ctx, raw, vips) -> Haproxy | None:
     if raw is None:
         return None
@@ -422,11 +426,11 @@ def _haproxy(c: _Ctx, raw, vips) -> Haproxy | None:
                       {"name", "vip", "port"})
         if f["vip"] not in vip_names:
             c.fail(f"{key}.vip", f"{f['vip']!r} is not a vip of this topology")
-        if not isinstance(f["port"], int) or not 0 < f["port"] < 65536:
+        if not _is_port(f["port"]):
             c.fail(f"{key}.port", f"{f['port']!r} is not a TCP port")
         if f.get("mode", "http") not in ("http", "tcp"):
             c.fail(f"{key}.mode", f"{f['mode']!r} is not http or tcp")
-        if "check_port" in f and not (isinstance(f["check_port"], int) and 0 < f["check_port"] < 65536):
+        if "check_port" in f and not _is_port(f["check_port"]):
             c.fail(f"{key}.check_port", f"{f['check_port']!r} is not a TCP port")
         fronts.append(Frontend(c.ident(f["name"], f"{key}.name", NAME), f["vip"], f["port"],
                                f.get("mode", "http"), str(f.get("check_path", "/")), bool(f.get("one_active", False)),
@@ -618,7 +622,7 @@ def _http_checks(c: _Ctx, raw, vips) -> tuple:
         h = c.mapping(h, key, {"name", "vip", "port", "path"}, {"name", "vip", "port"})
         if h["vip"] not in vip_names:
             c.fail(f"{key}.vip", f"{h['vip']!r} is not a vip of this topology")
-        if not isinstance(h["port"], int) or not 0 < h["port"] < 65536:
+        if not _is_port(h["port"]):
             c.fail(f"{key}.port", f"{h['port']!r} is not a TCP port")
         checks.append(HttpCheck(c.ident(h["name"], f"{key}.name", NAME), h["vip"], h["port"], h.get("path", "/")))
     return tuple(checks)

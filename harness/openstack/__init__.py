@@ -12,10 +12,9 @@ import json
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from ..cluster import poll
-from ..provision import template_env
+from ..provision import TEMPLATES, template_env
 
 SERVICE_USERS = ("glance", "placement", "nova", "cinder", "neutron")
 DATABASES = {"keystone": ["keystone"], "glance": ["glance"], "placement": ["placement"],
@@ -143,7 +142,7 @@ class ControlPlane:
     def _install_galera_check(self, node: str) -> None:
         """HAProxy's health check of a Galera node (port 9200), outside Pacemaker like the HA
         guide's xinetd clustercheck: it must answer "not synced" while Galera is down."""
-        files = Path(__file__).parent.parent / "templates" / "openstack"
+        files = TEMPLATES / "openstack"
         self.backend.copy(node, (files / "galera-check.py").read_bytes(), "/usr/local/sbin/galera-check", mode=0o755)
         self.backend.copy(node, (files / "galera-check.service").read_bytes(),
                           "/etc/systemd/system/galera-check.service")
@@ -291,10 +290,12 @@ class ControlPlane:
         if "nova" not in self.spec.services:
             return
         conn = self.connect()
-        _wait_reported_up(conn.compute.services, "nova-compute", timeout)
+        try:
+            _wait_reported_up(conn.compute.services, "nova-compute", timeout)
+        finally:
+            conn.close()
         holder = self.cluster.vip_holder(self.spec.vip)
         self.sh(holder, "runuser -u nova -- nova-manage cell_v2 discover_hosts --verbose")
-        conn.close()
 
     def wait_volume_service(self, timeout: float = 180) -> None:
         """Until cinder-volume reports up AND the scheduler knows its pool: before either, a new

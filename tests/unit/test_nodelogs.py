@@ -43,14 +43,15 @@ def test_digest_keeps_the_last_lines_per_node(tmp_path):
 
 
 class _Backend:
-    """Stands in for a node backend: answers the two commands collect() runs."""
+    """Stands in for a node backend: answers collect()'s command (journal, then service logs)."""
     def __init__(self):
         self.cmds = []
 
     def exec(self, node, cmd, timeout=60, check=True):
         from harness.backends import ExecResult
         self.cmds.append((node, cmd))
-        return ExecResult(0, "journal line" if cmd.startswith("journalctl") else "==> /var/log/nova/x.log", "")
+        out = ("journal line\n" if "journalctl" in cmd else "") + ("==> /var/log/nova/x.log\n" if "tail" in cmd else "")
+        return ExecResult(0, out, "")
 
 
 def test_collect_writes_one_file_per_node(tmp_path):
