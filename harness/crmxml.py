@@ -133,3 +133,9 @@ def parse_cib_version(xml_text: str) -> CibVersion:
     canon = ET.canonicalize(ET.tostring(config), strip_text=True) if config is not None else ""
     return CibVersion(int(root.get("admin_epoch", 0)), int(root.get("epoch", 0)),
                       int(root.get("num_updates", 0)), hashlib.sha256(canon.encode()).hexdigest()[:16])
+
+
+def parse_constraint_ids(xml_text: str) -> list[str]:
+    """Ids of every constraint in `cibadmin --query --scope constraints` output."""
+    root = ET.fromstring(xml_text)
+    return [el.get("id") for el in root.iter() if el.tag.startswith("rsc_") and el.get("id")]

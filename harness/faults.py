@@ -13,6 +13,8 @@ import shlex
 import signal
 import threading
 
+from . import healcheck
+
 _ids = itertools.count(1)
 
 
@@ -160,15 +162,23 @@ class IptablesFault(Fault):
         raise NotImplementedError
 
     def _apply(self):
-        self._rules = self.rules()
+        # tagged: the heal check (and a reset) find any rule of ours that outlived its fault
+        tag = ["-m", "comment", "--comment", f"{healcheck.TAG}:{self.id}"]
+        self._rules = {node: [[*s, *tag] for s in specs] for node, specs in self.rules().items()}
         for node, specs in self._rules.items():
             self.nemesis.exec(node, " && ".join(f"iptables -I {shlex.join(s)}" for s in specs))
 
     def _heal(self):
+        failed = []
         for node, specs in getattr(self, "_rules", {}).items():
             if not self.backend.is_running(node):
                 continue        # a killed node boots with empty tables
-            self.nemesis.exec(node, "; ".join(f"iptables -D {shlex.join(s)}" for s in specs), check=False)
+            for spec in specs:
+                r = self.nemesis.exec(node, ["iptables", "-D", *spec], check=False)
+                if not r.ok:
+                    failed.append(f"{node}: iptables -D {shlex.join(spec)}: {r.err.strip()[:120]}")
+        if failed:
+            raise FaultError("heal did not take: " + "; ".join(failed))
 
 
 def _drop_between(peer_ips, extra=()) -> list[list[str]]:
@@ -453,14 +463,25 @@ class Nemesis:
         return ResourceMove(self, rid, node, ban).apply()
 
     def heal_all(self) -> list[str]:
-        """Heal every active fault, newest first; return their ids."""
-        healed = []
+        """Heal every active fault, newest first, each even if another's heal failed;
+        return their ids, or raise FaultError naming every heal that failed."""
+        healed, errors = [], []
         while self._active:
             fault = self._active[-1]
             try:
                 fault.heal()
+            except Exception as e:
+                errors.append(f"{fault.id}: {type(e).__name__}: {e}")
             finally:
                 if fault in self._active:
                     self._active.remove(fault)
             healed.append(fault.id)
+        if errors:
+            raise FaultError("; ".join(errors))
         return healed
+
+    def verify_healed(self) -> list[str]:
+        """Check every node for leftovers of the faults; the check goes into the history."""
+        problems = healcheck.leftovers(self.cluster)
+        self.history.record("heal-check", ok=not problems, problems=problems)
+        return problems

@@ -13,12 +13,16 @@ from pathlib import Path
 import pytest
 
 from . import checkers, topology as topo_mod
+from .cluster import ClusterError
 from .faults import Nemesis
 from .history import History
 from .run import ClusterRun
 from .scenario import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
+CALL_REPORT = pytest.StashKey()      # item -> its call-phase report (read by the scenario teardown)
+RESETS = pytest.StashKey()           # config -> [ResetRecord]
+RESET_FAILED = pytest.StashKey()     # config -> why the remaining scenarios are not run
 
 
 def pytest_addoption(parser):
@@ -43,7 +47,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "nodes(n): the scenario needs a topology of at least n nodes")
     config.addinivalue_line("markers", "cluster: the test runs against a real cluster")
     config.addinivalue_line("markers", "openstack: the scenario needs a topology with an OpenStack control plane")
+    config.addinivalue_line("markers", "bare_cluster: a harness self-test run only on topologies without OpenStack")
     config.addinivalue_line("markers", "http_probe: the scenario needs an HTTP probe target in the topology")
+    config.addinivalue_line("markers", "leaves_damage(why): the scenario leaves the cluster damaged on purpose; "
+                                       "it fails unless the post-scenario reset was needed")
+    config.stash[RESETS] = []
     config._ha_results = []
     config._ha_outcomes = {}          # nodeid -> outcome of each cluster test, for results.json
     config._ha_facts = None           # packages and agent checksums, read while the cluster is up
@@ -104,6 +112,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=f"needs {mark.args[0]} nodes, topology has {len(topo.nodes)}"))
         if item.get_closest_marker("openstack") and topo.openstack is None:
             item.add_marker(pytest.mark.skip(reason=f"topology {topo.name} has no OpenStack control plane"))
+        if item.get_closest_marker("bare_cluster") and topo.openstack is not None:
+            item.add_marker(pytest.mark.skip(reason="a harness self-test: runs on bare Pacemaker topologies "
+                                                    "(it resets the cluster on purpose)"))
         if item.get_closest_marker("http_probe") and not topo.http_checks:
             item.add_marker(pytest.mark.skip(reason=f"topology {topo.name} defines no HTTP probe"))
 
@@ -154,9 +165,10 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("managed_service", services, ids=[rid for rid, _ in services])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def cloud(cluster_run, run_dir):
-    """An openstacksdk connection to the control plane through the VIP (admin)."""
+    """An openstacksdk connection to the control plane through the VIP (admin); per test:
+    a cluster reset may have re-provisioned the control plane with new credentials."""
     cp = cluster_run.provisioner.control_plane
     if cp is None:
         pytest.skip("the topology has no OpenStack control plane")
@@ -188,13 +200,13 @@ def nemesis(cluster, cluster_run, history):
 
 
 @pytest.fixture
-def scenario(request, pytestconfig, cluster, history, nemesis, run_dir):
-    """Probes + nemesis + analysis for one scenario; heals, settles and audits afterwards."""
+def scenario(request, pytestconfig, cluster, cluster_run, history, nemesis, run_dir):
+    """Probes + nemesis + analysis for one scenario; afterwards heals, verifies the heal,
+    settles and audits, and resets the cluster if it is not known-good any more."""
     sc = Scenario(request.node.name, cluster, history, nemesis,
                   target_s=pytestconfig.getoption("--recovery-target"),
                   interval=pytestconfig.getoption("--probe-interval"))
-    sc.expected_failures = set()     # resource ids whose failed actions the scenario causes on purpose
-    cp = request.getfixturevalue("cluster_run").provisioner.control_plane
+    cp = cluster_run.provisioner.control_plane
     if cp is not None:
         # what real clients see: one password login per second, token-reusing API calls
         from .osprobes import openstack_probes
@@ -204,22 +216,83 @@ def scenario(request, pytestconfig, cluster, history, nemesis, run_dir):
         yield sc
     finally:
         sc.stop_probes()
-        nemesis.heal_all()
+        problems = _after_scenario(sc, nemesis, cluster)
+        reset = None
+        if problems:
+            reset = _reset(request, cluster_run, history, sc, "; ".join(problems))
         hist_path = history.save(run_dir / "histories" / f"{_slug(request.node.nodeid)}.jsonl")
         for line in sc.summary_lines():
             print(line)
         pytestconfig._ha_results.append({"test": request.node.nodeid, "history": str(hist_path),
-                                         "results": sc.results})
-        _settle_and_audit(cluster, sc.expected_failures)
+                                         "results": sc.results, "phases": sc.phase_times()})
+        _judge_damage(request, problems, reset)
 
 
-def _settle_and_audit(cluster, explain) -> None:
-    cluster.wait_settled(timeout=240)
-    audit = cluster.audit(explain=explain)
-    if audit.explained_failures or not audit.ok:
-        cluster.cleanup()            # the next scenario starts without old failures
-        cluster.wait_settled(timeout=120)
-    assert audit.ok, "post-scenario audit: " + "; ".join(audit.problems)
+def _after_scenario(sc, nemesis, cluster) -> list[str]:
+    """Heal, check that nothing of the faults remains, settle and audit (CTS-style).
+    Returns what is wrong with the cluster now; explained failures are recorded."""
+    from .faults import FaultError
+    problems = []
+    with sc.phase("heal"):
+        try:
+            nemesis.heal_all()
+        except FaultError as e:
+            problems.append(f"heal failed: {e}")
+    with sc.phase("heal_check"):
+        problems += [f"heal did not take: {p}" for p in nemesis.verify_healed()]
+    with sc.phase("settle"):
+        try:
+            # membership first, with a shorter wait: a node that does not rejoin within
+            # 90 s of the heal will not, and the reset should start at once
+            cluster.wait_formed(timeout=90)
+            cluster.wait_settled(timeout=240)
+        except ClusterError as e:
+            problems.append(str(e))
+    with sc.phase("audit"):
+        try:
+            audit = cluster.audit(explain=sc.expected_failures)
+        except ClusterError as e:
+            problems.append(f"audit impossible: {e}")
+            return problems
+        problems += audit.problems
+        for f in audit.explained_failures:
+            # the fault's own consequences: reported, then forgotten before the next scenario
+            sc.history.record("consequence", resource=f.resource, op=f.op, node=f.node, rc=f.exitcode,
+                              reason=f.exitreason)
+            print(f"consequence of the fault: {f.resource} {f.op} on {f.node} failed "
+                  f"(rc={f.exitcode} {f.exitreason})".rstrip())
+        if audit.explained_failures and not problems:
+            cluster.cleanup()
+            try:
+                cluster.wait_settled(timeout=120)
+            except ClusterError as e:
+                problems.append(f"after cleanup: {e}")
+    return problems
+
+
+def _reset(request, cluster_run, history, sc, reason: str):
+    from .reset import ClusterReset
+    config = request.config
+    with sc.phase("reset"):
+        record = ClusterReset(cluster_run, log=progress(config))(request.node.nodeid, reason, history)
+    config.stash[RESETS].append(record)
+    if not record.ok:
+        config.stash[RESET_FAILED] = record.line()
+    return record
+
+
+def _judge_damage(request, problems, reset) -> None:
+    """The scenario that left the cluster damaged keeps the failure; one whose call already
+    failed (or failed as expected) keeps that outcome, and a scenario marked
+    `leaves_damage` must have needed its reset."""
+    call = request.node.stash.get(CALL_REPORT, None)
+    marked = request.node.get_closest_marker("leaves_damage")
+    if marked:
+        if call is not None and call.passed:
+            assert problems, f"the scenario was to leave the cluster damaged ({marked.args[0]}), and did not"
+        return
+    if problems and call is not None and call.passed and not hasattr(call, "wasxfail"):
+        pytest.fail("post-scenario: " + "; ".join(problems) + f" [{reset.line()}]", pytrace=False)
 
 
 def _slug(nodeid: str) -> str:
@@ -245,7 +318,8 @@ def pytest_sessionfinish(session, exitstatus):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     run_dir = getattr(config, "_ha_run_dir", None) if config._ha_run_dir_used else None
-    if not (config._ha_results or getattr(config, "_ha_report", None) or getattr(config, "_ha_report_error", None)):
+    if not (config._ha_results or getattr(config, "_ha_report", None) or getattr(config, "_ha_report_error", None)
+            or config.stash[RESETS]):
         return
     tr = terminalreporter
     tr.section("HA scenario figures")
@@ -256,6 +330,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(f"{entry['test']}: {r['fault']}({r['target']}) "
                           f"{'PASS' if r['verdict']['passed'] else 'FAIL'} {downs} "
                           f"[interval {r['probe_interval_s']}s]")
+    for record in config.stash[RESETS]:
+        tr.write_line(record.line(), red=not record.ok, yellow=record.ok)
+        for step in record.steps:
+            tr.write_line(f"    {step}")
     if run_dir:
         tr.write_line(f"histories and results: {run_dir}")
     if getattr(config, "_ha_report", None):
@@ -313,6 +391,14 @@ def pytest_fixture_setup(fixturedef, request):
     return value
 
 
+def pytest_runtest_setup(item):
+    """After a reset that failed, the remaining cluster scenarios are not run (and not
+    reported as failures of their own)."""
+    why = item.config.stash.get(RESET_FAILED, None)
+    if why and item.nodeid in item.config._ha_cluster_tests:
+        pytest.skip(f"not run: {why}")
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """A line when each cluster scenario starts and ends, with its elapsed time."""
@@ -336,6 +422,8 @@ def pytest_runtest_protocol(item, nextitem):
 def pytest_runtest_makereport(item, call):
     report = yield
     config = item.config
+    if call.when == "call":
+        item.stash[CALL_REPORT] = report
     if item.nodeid in config._ha_cluster_tests:
         from .report.session import record_outcome
         record_outcome(config._ha_outcomes, report)

@@ -93,14 +93,16 @@ class Provisioner:
                                   mode=0o755)
         self._each(install)
 
-    def bring_up(self) -> Cluster:
+    def bring_up(self, cluster: Cluster | None = None) -> Cluster:
+        """Provision the nodes; `cluster` (re-provisioning) is the object scenarios already hold."""
         self._each(self.wait_booted)
         self.log("nodes booted (systemd running)")
         self.write_cluster_files()
         self.install_agents()
         self._each(self.start_stack)
         self.log("corosync and pacemaker started on every node")
-        cluster = Cluster(self.backend)
+        cluster = cluster or Cluster(self.backend)
+        cluster.expected_down.clear()
         state = cluster.wait_formed(timeout=180)
         self.log(f"cluster formed: {len(state.online)} nodes online, DC {state.dc}, quorum")
         if self.topology.openstack:

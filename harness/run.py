@@ -76,6 +76,23 @@ class ClusterRun:
                  f"on {self.topology.subnet}")
         return self.cluster
 
+    def reprovision(self) -> Cluster:
+        """New nodes from the same image, provisioned from scratch (the last step of a reset).
+        The Cluster object stays the same: scenarios and fixtures hold it."""
+        self.log(f"re-provisioning {self.topology.name} (run {self.run_id})")
+        removed = self.backend.destroy()
+        self.log(f"removed {len(removed)} objects")
+        self.backend.topology = self.backend.original_topology
+        start = time.monotonic()
+        self.backend.create(self.timings.images[-1].tag if self.timings.images else self._image())
+        self.provisioner.bring_up(cluster=self.cluster)
+        self.log(f"re-provisioned in {time.monotonic() - start:.1f}s")
+        return self.cluster
+
+    def _image(self) -> str:
+        from .backends.docker import client
+        return images.ensure_images(client(), layers=self.topology.layers, log=self.log)[-1].tag
+
     def down(self) -> list[str]:
         atexit.unregister(self.down)
         if self.keep:

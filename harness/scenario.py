@@ -3,6 +3,7 @@ that turns the history into figures and a verdict."""
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 from . import checkers, clusterlog
 from .probes import ClusterSampler, ProbeSet, VipSampler, http_probes
@@ -22,6 +23,24 @@ class Scenario:
         # callables (interval, timeout) -> [Probe]: e.g. the OpenStack API probes
         self.probe_factories: list = []
         self._log_read_until = float("-inf")   # history time the cluster journal was read up to
+        self.expected_failures: set[str] = set()   # resource ids whose failed actions the scenario causes
+        self._phases: dict[str, float] = {}        # where the scenario's wall time went
+
+    # ------------------------------------------------------------ time accounting
+    @contextmanager
+    def phase(self, name: str):
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self._phases[name] = self._phases.get(name, 0.0) + time.monotonic() - start
+
+    def phase_times(self) -> dict[str, float]:
+        """Seconds per phase, plus the faults' own windows (the time the test is about)."""
+        times = {k: round(v, 2) for k, v in self._phases.items()}
+        windows = [w for w in self.history.fault_windows() if w.get("end") is not None]
+        times["fault_window"] = round(sum(w["end"] - w["start"] for w in windows), 2)
+        return times
 
     # ------------------------------------------------------------ probes
     def start_probes(self, interval: float | None = None, timeout: float = 1.0) -> ProbeSet:
@@ -46,25 +65,31 @@ class Scenario:
 
     def baseline(self, seconds: float = 2.0) -> None:
         """Let probes record steady success before a fault; fail loudly if they cannot."""
-        for probe in self.client_probes():
-            self._probes.wait_samples(probe, ok=True, count=max(3, int(seconds / self.interval)),
-                                      timeout=seconds + 30)
+        with self.phase("baseline"):
+            for probe in self.client_probes():
+                self._probes.wait_samples(probe, ok=True, count=max(3, int(seconds / self.interval)),
+                                          timeout=seconds + 30)
 
     def wait_recovered(self, since: float, steady: int = 8, timeout: float | None = None) -> bool:
         """Until every client probe answered `steady` times in a row, all started after
         `since` (history time), or until the recovery target has passed."""
         deadline = time.monotonic() + (timeout or self.target_s)
-        for probe in self.client_probes():
-            try:
-                self._probes.wait_samples(probe, ok=True, count=steady, since=since,
-                                          timeout=max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                return False
+        with self.phase("recovery_wait"):
+            for probe in self.client_probes():
+                try:
+                    self._probes.wait_samples(probe, ok=True, count=steady, since=since,
+                                              timeout=max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    return False
         return True
 
     # ------------------------------------------------------------ analysis
     def analyse(self, fault, node: str | None = None, target_s=None, end: float | None = None) -> dict:
         """Figures for one fault, all computed from the history; stored for the reports."""
+        with self.phase("analysis"):
+            return self._analyse(fault, node, target_s, end)
+
+    def _analyse(self, fault, node, target_s, end) -> dict:
         since = fault.started_at
         self._read_cluster_log(since)
         downtimes = [checkers.downtime(self.history.samples(p), self.interval, start=since, end=end)

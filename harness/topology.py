@@ -113,6 +113,13 @@ class Haproxy:
     check: str = "inter 2000 rise 2 fall 5"     # the OpenStack HA guide's backend check
     frontends: tuple = ()
 
+    def detection_s(self) -> float:
+        """Longest time HAProxy keeps sending requests to a dead backend: `fall` failed
+        checks `inter` apart, plus the check that was under way when it died."""
+        opts = dict(zip(self.check.split()[::2], self.check.split()[1::2]))
+        inter_ms, fall = float(opts.get("inter", 2000)), int(opts.get("fall", 3))
+        return (fall + 1) * inter_ms / 1000
+
 
 @dataclass(frozen=True)
 class AgentDir:
@@ -191,6 +198,20 @@ class Resources:
                     todo += list(new) + [o.then]
         found.discard(rid)
         return found
+
+    # what OpenStack services talk to at runtime, by the agent that runs it
+    BACKING_AGENTS = ("systemd:mariadb", "systemd:mysql", "ocf:heartbeat:galera", "ocf:heartbeat:mysql",
+                      "systemd:rabbitmq-server", "ocf:rabbitmq:rabbitmq-server-ha",
+                      "ocf:heartbeat:rabbitmq-cluster", "systemd:memcached")
+
+    def runtime_clients(self, rid: str) -> set[str]:
+        """Services whose monitors may fail while `rid` is gone although no constraint ties
+        them to it: every OpenStack service uses the database, the message queue and the
+        cache (seen on os-aa-2node: neutron's API stopped answering while MariaDB restarted)."""
+        by_id = {p.id: p for p in self.primitives}
+        if rid not in by_id or by_id[rid].agent not in self.BACKING_AGENTS:
+            return set()
+        return {p.id for p in self.primitives if p.agent == "ocf:harness:openstack-api"}
 
 
 

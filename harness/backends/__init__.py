@@ -39,6 +39,7 @@ class Backend(abc.ABC):
 
     def __init__(self, topology, run_id: str):
         self.topology = topology
+        self.original_topology = topology    # before create() relocates it to a free subnet
         self.run_id = run_id
 
     # lifecycle
@@ -96,6 +97,14 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def is_running(self, node: str) -> bool: ...
+
+    @abc.abstractmethod
+    def power_state(self, node: str) -> str:
+        """running, paused (frozen), stopped or missing."""
+
+    @abc.abstractmethod
+    def is_plugged(self, node: str) -> bool:
+        """The node's cluster network interface is connected."""
 
     @abc.abstractmethod
     def memory_bytes(self, node: str) -> int | None: ...

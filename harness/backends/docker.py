@@ -192,11 +192,18 @@ class DockerBackend(Backend):
             net.connect(self.container_name(node), ipv4_address=self.topology.node(node).ip)
 
     def is_running(self, node: str) -> bool:
+        return self.power_state(node) == "running"
+
+    def power_state(self, node: str) -> str:
         c = self._container(node, missing_ok=True)
         if c is None:
-            return False
+            return "missing"
         c.reload()
-        return c.status == "running"
+        return {"running": "running", "paused": "paused"}.get(c.status, "stopped")
+
+    def is_plugged(self, node: str) -> bool:
+        c = self._container(node)
+        return self.network_name in (c.attrs.get("NetworkSettings", {}).get("Networks") or {})
 
     def memory_bytes(self, node: str) -> int | None:
         """Container memory less inactive page cache, read from its cgroup (v1 or v2).

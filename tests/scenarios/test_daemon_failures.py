@@ -30,9 +30,11 @@ def test_service_failure_is_recovered(scenario, cluster, managed_service, how):
     """`systemctl stop` / SIGKILL of a managed daemon: Pacemaker's monitor notices and recovers it."""
     rid, unit = managed_service
     node = cluster.state().where(rid)[0]
-    # its own failure, and those of what depends on it (restarted with it, or hung
-    # while it was gone), are this scenario's doing
-    scenario.expected_failures |= {rid, *cluster.topology.resources.dependents(rid)}
+    # its own failure, and those of what depends on it (restarted with it by a constraint,
+    # or an OpenStack service whose API fails while its database/queue is gone), are this
+    # scenario's doing: the audit lists them as its consequences
+    rsc = cluster.topology.resources
+    scenario.expected_failures |= {rid, *rsc.dependents(rid), *rsc.runtime_clients(rid)}
     service = scenario.nemesis.service(node, unit)
 
     recovered_by = []

@@ -39,7 +39,10 @@ def test_ctrl_c_during_bring_up_leaves_nothing_behind(cluster, tmp_path):
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
          "tests/scenarios/test_node_failures.py::test_kill_vip_holder_moves_vip_to_survivor",
          "--reports-dir", str(tmp_path)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # a job started with `&` (nohup, CI wrappers) has SIGINT ignored and its children
+        # inherit that: give the child the disposition of a terminal's foreground job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and len(_objects_of_pid(child.pid)) < 2:

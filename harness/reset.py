@@ -1,0 +1,157 @@
+"""Return to a known-good cluster after a scenario that left it damaged.
+
+As Pacemaker's CTS restarts a cluster a test left unhealthy, the reset tries steps of
+increasing force and stops at the first after which the cluster is settled, audited
+and free of fault leftovers:
+
+  1. clear leftovers + cleanup: thaw/boot/replug nodes, drop tagged rules, forget failures
+  2. restart corosync and pacemaker on the nodes that did not rejoin
+  3. restart every node (a power cycle, then the cluster stack)
+  4. re-provision: new nodes from the image, the cluster (and OpenStack) set up again
+
+Each step is recorded in the damaging scenario's history; the reset's outcome goes to
+the report and the terminal summary.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+from . import healcheck
+
+
+@dataclass
+class ResetRecord:
+    after: str                 # test id of the scenario that left the damage
+    reason: str
+    steps: list = field(default_factory=list)     # "name: ok|<problem> (N s)"
+    took_s: float = 0.0
+    ok: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def line(self) -> str:
+        how = self.steps[-1].split(":", 1)[0] if self.steps else "nothing"
+        verdict = f"healthy after {how}" if self.ok else "FAILED, the remaining scenarios are not run"
+        return f"cluster reset after {self.after}: {self.reason}; {verdict}, took {self.took_s:.0f} s"
+
+
+# one exec per node: undo anything a fault can leave inside it
+CLEAR_NODE = (
+    f"iptables -S | grep -- '{healcheck.TAG}' | sed 's/^-A/-D/' | "
+    "while read -r rule; do eval iptables $rule; done; "
+    "tc qdisc del dev eth0 root 2>/dev/null; "
+    "ps -eo pid=,stat= | awk '$2 ~ /^T/ {print $1}' | xargs -r kill -CONT; true"
+)
+
+
+class ClusterReset:
+    def __init__(self, run, log=print, settle_s: float | None = None):
+        self.run = run
+        self.log = log
+        self.settle_s = settle_s or (300 if run.topology.openstack else 90)
+
+    @property
+    def cluster(self):
+        return self.run.cluster
+
+    @property
+    def backend(self):
+        return self.run.backend
+
+    def health(self) -> list[str]:
+        """Why the cluster is not known-good yet (empty: it is)."""
+        try:
+            self.cluster.wait_formed(timeout=60)
+            self.cluster.wait_settled(timeout=self.settle_s)
+        except Exception as e:
+            return [f"{type(e).__name__}: {e}"]
+        problems = healcheck.leftovers(self.cluster)
+        audit = self.cluster.audit()
+        return problems + audit.problems
+
+    def __call__(self, after: str, reason: str, history=None) -> ResetRecord:
+        record = ResetRecord(after, reason)
+        started = time.monotonic()
+        self.log(f"cluster reset after {after}: {reason}")
+        for name, step in (("cleanup", self.clear_and_cleanup), ("restart cluster stack", self.restart_stack),
+                           ("restart nodes", self.restart_nodes), ("re-provision", self.reprovision)):
+            t = time.monotonic()
+            try:
+                step()
+                problems = self.health()
+            except Exception as e:
+                problems = [f"{type(e).__name__}: {e}"]
+            took = time.monotonic() - t
+            outcome = "ok" if not problems else "; ".join(problems)[:300]
+            record.steps.append(f"{name}: {outcome} ({took:.0f} s)")
+            self.log(f"  reset step {name}: {outcome} ({took:.0f} s)")
+            if history is not None:
+                history.record("reset", step=name, ok=not problems, problems=problems, took_s=round(took, 1))
+            if not problems:
+                record.ok = True
+                break
+        record.took_s = round(time.monotonic() - started, 1)
+        return record
+
+    # ------------------------------------------------------------ the steps
+    def clear_and_cleanup(self) -> None:
+        self.cluster.expected_down.clear()
+        for node in self.cluster.node_names:
+            state = self.backend.power_state(node)
+            if state == "paused":
+                self.backend.unpause(node)
+            elif state == "stopped":
+                self.backend.start(node)
+            if not self.backend.is_plugged(node):
+                self.backend.reconnect(node)
+            self.run.provisioner.wait_booted(node)
+            self.backend.exec(node, CLEAR_NODE, timeout=60, check=False)
+            active = self.backend.exec(node, "systemctl is-active corosync pacemaker", check=False)
+            if active.out.split() != ["active", "active"]:
+                self.run.provisioner.start_stack(node)
+        node = self.cluster.any_online_node()
+        self._clear_cib(node)
+        self.backend.exec(node, "crm_resource --cleanup", timeout=120, check=False)
+
+    def _clear_cib(self, node: str) -> None:
+        """Standby attributes and cli-* move/ban constraints left by faults."""
+        for n in self.cluster.node_names:
+            self.backend.exec(node, f"crm_attribute --node {n} --name standby --delete --lifetime forever",
+                              check=False)
+        for line in healcheck.cib_leftovers(self.cluster):
+            if line.startswith("constraint "):
+                cid = line.split()[1]
+                self.backend.exec(node, f"cibadmin --delete --xpath \"//*[@id='{cid}']\"", check=False)
+
+    def restart_stack(self) -> None:
+        """Restart corosync and pacemaker where the node is not a member (all nodes if
+        every node is a member but the cluster is still unhealthy)."""
+        try:
+            online = set(self.cluster.state().online)
+        except Exception:
+            online = set()
+        nodes = [n for n in self.cluster.node_names if n not in online] or self.cluster.node_names
+        for node in nodes:
+            # a pacemaker that cannot reach its peers may hang stopping: kill it then
+            self.backend.exec(node, "systemctl stop pacemaker || systemctl kill -s KILL pacemaker; "
+                                    "systemctl stop corosync || systemctl kill -s KILL corosync",
+                              timeout=150, check=False)
+        for node in nodes:
+            self.run.provisioner.start_stack(node)
+
+    def restart_nodes(self) -> None:
+        for node in self.cluster.node_names:
+            state = self.backend.power_state(node)
+            if state == "paused":
+                self.backend.unpause(node)      # a frozen node cannot be killed
+            if state != "stopped":
+                self.backend.kill(node)
+        for node in self.cluster.node_names:
+            self.backend.start(node)
+        for node in self.cluster.node_names:
+            self.run.provisioner.start_stack(node)
+
+    def reprovision(self) -> None:
+        self.run.reprovision()
