@@ -44,7 +44,8 @@ def node_problems(values: dict[str, str]) -> list[str]:
 def leftovers(cluster) -> list[str]:
     """Every leftover of a fault on the cluster, one line each; empty when all healed."""
     backend = cluster.backend
-    problems = []
+    # a node a fault took down and no heal brought back: every later settle would ignore it
+    problems = [f"{node}: still expected down" for node in sorted(cluster.expected_down)]
     for node in cluster.node_names:
         power = backend.power_state(node)
         if power != "running":

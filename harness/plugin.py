@@ -271,8 +271,17 @@ def _after_scenario(sc, nemesis, cluster) -> list[str]:
 
 
 def _reset(request, cluster_run, history, sc, reason: str):
+    from . import nodelogs
     from .reset import ClusterReset
     config = request.config
+    # the evidence first: a node restart or re-provision loses the journals
+    dest = config._ha_run_dir / "logs" / f"{_slug(request.node.nodeid)}-before-reset"
+    try:
+        nodelogs.collect(cluster_run.backend, cluster_run.cluster.running_nodes(),
+                         getattr(request.node, "_ha_started_epoch", time.time() - 600), dest)
+        print(f"node logs before the reset: {dest}")
+    except Exception as e:
+        print(f"node logs before the reset not collected: {type(e).__name__}: {e}")
     with sc.phase("reset"):
         record = ClusterReset(cluster_run, log=progress(config))(request.node.nodeid, reason, history)
     config.stash[RESETS].append(record)

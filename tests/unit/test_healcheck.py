@@ -1,0 +1,53 @@
+"""Heal check and reset bookkeeping: pure parts."""
+from harness import healcheck
+from harness.crmxml import parse_constraint_ids
+from harness.reset import ResetRecord
+from harness.topology import Haproxy, Primitive, Resources
+
+
+def test_clean_node_has_no_problems():
+    values = healcheck.parse_node_probe("rules=0\nnetem=0\nstack=active,active,\nstopped=\n")
+    assert healcheck.node_problems(values) == []
+
+
+def test_each_leftover_is_named():
+    values = healcheck.parse_node_probe("rules=2\nnetem=1\nstack=active,inactive,\nstopped=mysqld,\n")
+    problems = healcheck.node_problems(values)
+    assert problems == ["2 harness iptables rule(s) left", "a netem qdisc left",
+                        "corosync/pacemaker not active (active,inactive)", "stopped (SIGSTOP) processes: mysqld"]
+
+
+def test_unreadable_stack_state_is_a_problem():
+    assert healcheck.node_problems({"rules": "0", "netem": "0"}) == ["corosync/pacemaker not active (unknown)"]
+
+
+def test_constraint_ids_include_move_and_ban_leftovers():
+    xml = """<constraints>
+      <rsc_colocation id="col_a" rsc="a" with-rsc="b" score="INFINITY"/>
+      <rsc_location id="cli-ban-vip-on-node1" rsc="vip" node="node1" score="-INFINITY"/>
+      <rsc_location id="cli-prefer-vip" rsc="vip" node="node2" score="INFINITY"/>
+      <rsc_order id="ord" first="a" then="b"/>
+    </constraints>"""
+    assert parse_constraint_ids(xml) == ["col_a", "cli-ban-vip-on-node1", "cli-prefer-vip", "ord"]
+
+
+def test_haproxy_detection_is_fall_plus_one_checks():
+    assert Haproxy("inter 2000 rise 2 fall 5").detection_s() == 12.0
+    assert Haproxy("inter 1000 rise 2 fall 2").detection_s() == 3.0
+
+
+def test_runtime_clients_of_the_database_are_the_openstack_services():
+    rsc = Resources(primitives=(Primitive("mysql", "systemd:mariadb"), Primitive("vip", "ocf:heartbeat:IPaddr2"),
+                                Primitive("keystone", "ocf:harness:openstack-api"),
+                                Primitive("neutron", "ocf:harness:openstack-api")))
+    assert rsc.runtime_clients("mysql") == {"keystone", "neutron"}
+    assert rsc.runtime_clients("vip") == set()
+    assert rsc.runtime_clients("keystone") == set()
+
+
+def test_reset_line_names_the_step_that_worked():
+    r = ResetRecord("t::a", "nodes offline: ['node2']", ["cleanup: NotSettled (91 s)", "restart nodes: ok (30 s)"],
+                    121.4, True)
+    assert r.line() == "cluster reset after t::a: nodes offline: ['node2']; healthy after restart nodes, took 121 s"
+    failed = ResetRecord("t::a", "x", ["re-provision: boom (5 s)"], 5, False)
+    assert "FAILED, the remaining scenarios are not run" in failed.line()
