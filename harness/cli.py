@@ -1,4 +1,4 @@
-"""python -m harness validate|up|status|down|gc|host|images"""
+"""python -m harness validate|up|status|down|gc|host|images|report|job|job-summary"""
 from __future__ import annotations
 
 import argparse
@@ -220,6 +220,37 @@ def cmd_report_upgrade(args):
     print(f"wrote {_report(results.write, doc, out)} (schema {doc['schema_version']})")
 
 
+def cmd_job(args):
+    from . import job
+    try:
+        code = job.main(args.topologies, args.reports_dir, args.pytest_args)
+    except job.JobError as e:
+        _fail(str(e))
+    sys.exit(code)
+
+
+def cmd_job_summary(args):
+    from .report import jobsummary
+    records, meta = _report(jobsummary.records_from_dirs, args.dirs)
+    if not records:
+        _fail(f"no run directory (results.json or junit.xml) in {' '.join(args.dirs)}")
+    summary = jobsummary.build(records, meta)
+    print(jobsummary.text(summary), end="")
+    if args.out:
+        for path in jobsummary.write(summary, args.out):
+            print(f"wrote {path}")
+    sys.exit(jobsummary.exit_code(summary))
+
+
+def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    # `job T... -- ARGS`: everything after `--` goes to pytest untouched (argparse would
+    # take it as more topologies)
+    if argv[:1] == ["job"] and "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m harness", description="HA test harness for Pacemaker clusters")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -274,5 +305,23 @@ def main(argv=None):
     r.add_argument("results")
     r.add_argument("--out", help="output file (default: rewrite RESULTS in place)")
     r.set_defaults(fn=cmd_report_upgrade)
+    s = sub.add_parser("job", help="run the scenarios on each topology in turn, then print one summary",
+                       description="Runs `pytest tests/scenarios --topology T -v` for each topology in order, "
+                                   "continues after a failing one, and prints one summary of all of them "
+                                   "(also job-summary.json/.md in the job directory). Exit 0 only if every "
+                                   "topology passed. Arguments after `--` go to every pytest session.")
+    s.add_argument("topologies", nargs="+", metavar="TOPOLOGY[:ARGS]",
+                   help="a topology name or file; `:ARGS` (split like a shell line) go to its session only, "
+                        "before the ones after `--`, e.g. os-aa-3node:--probe-interval=1.0")
+    s.add_argument("--reports-dir", default="reports",
+                   help="the job writes DIR/job-<time>/ with one run directory per topology (default: reports)")
+    s.set_defaults(fn=cmd_job)
+    s = sub.add_parser("job-summary", help="rebuild a job's summary from existing run directories (runs nothing)")
+    s.add_argument("dirs", nargs="+", metavar="DIR",
+                   help="a job directory, a run directory, or a directory of run directories")
+    s.add_argument("--out", metavar="DIR", help="also write job-summary.json and job-summary.md into DIR")
+    s.set_defaults(fn=cmd_job_summary)
+    argv, pytest_args = _split_pytest_args(list(sys.argv[1:] if argv is None else argv))
     args = p.parse_args(argv)
+    args.pytest_args = pytest_args
     args.fn(args)

@@ -60,13 +60,20 @@ def choose_run_dir(reports_dir: str | Path, topology_name: str) -> Path:
 
 
 def record_outcome(outcomes: dict, report) -> None:
-    """Fold one phase's pytest report into {nodeid: {"outcome", "duration_s", "message"}}."""
+    """Fold one phase's pytest report into {nodeid: {"outcome", "duration_s", "message"}};
+    the outcome is passed, failed, error, skipped, xfailed or xpassed."""
     o = outcomes.setdefault(report.nodeid, {"outcome": "passed", "duration_s": 0.0, "message": None})
     o["duration_s"] = round(o["duration_s"] + report.duration, 3)
+    xfail = getattr(report, "wasxfail", None)
     if report.failed:
         o["outcome"] = "failed" if report.when == "call" else "error"
         text = f"[{report.when}] {report.longreprtext[-3000:]}"
         o["message"] = f"{o['message']}\n{text}" if o["message"] else text
+    elif xfail is not None and o["outcome"] == "passed":
+        # pytest calls an expected failure "skipped" and an unexpected pass "passed", both
+        # with `wasxfail`: kept apart, with the reason, so summaries can list them
+        o["outcome"] = "xfailed" if report.skipped else "xpassed"
+        o["message"] = xfail.removeprefix("reason: ") or None
     elif report.skipped and o["outcome"] == "passed":
         o["outcome"] = "skipped"
         o["message"] = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else report.longreprtext
