@@ -54,10 +54,17 @@ def check_args(args: list[str]) -> None:
                        "not a pytest argument here")
 
 
+def names_tests(arg: str) -> bool:
+    """A test path, node id or pytest @argsfile (e.g. CI's cross-section of a layout)."""
+    return arg.startswith(("@", "tests/", "./tests/"))
+
+
 def pytest_command(topology: str, reports_dir: Path, args: list[str]) -> list[str]:
-    """The session of one topology. Per-topology args come before the job-wide ones, so an
-    option given after `--` on the command line wins (pytest keeps the last value)."""
-    return [sys.executable, "-m", "pytest", SCENARIOS, "--topology", topology, "-v",
+    """The session of one topology: every scenario, unless the args name tests themselves.
+    Per-topology args come before the job-wide ones, so an option given after `--` on the
+    command line wins (pytest keeps the last value)."""
+    tests = [] if any(names_tests(a) for a in args) else [SCENARIOS]
+    return [sys.executable, "-m", "pytest", *tests, "--topology", topology, "-v",
             "--reports-dir", str(reports_dir), *args]
 
 

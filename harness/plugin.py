@@ -21,6 +21,7 @@ from .scenario import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 CALL_REPORT = pytest.StashKey()      # item -> its call-phase report (read by the scenario teardown)
+SETUP_S = pytest.StashKey()          # item -> seconds its setup took
 RESETS = pytest.StashKey()           # config -> [ResetRecord]
 RESET_FAILED = pytest.StashKey()     # config -> why the remaining scenarios are not run
 
@@ -33,7 +34,8 @@ def pytest_addoption(parser):
     g.addoption("--keep-cluster", action="store_true",
                 help="reuse a kept cluster of this topology if one exists, and keep it afterwards")
     g.addoption("--reports-dir", default="reports", help="where run reports go (default: reports/)")
-    g.addoption("--probe-interval", type=float, default=0.25, help="client probe interval in seconds")
+    g.addoption("--probe-interval", type=float, default=None,
+                help="client probe interval in seconds (default: the topology's probes.interval, else 0.25)")
     g.addoption("--schedule-seed", type=int, default=None,
                 help="seed of random fault schedules (default: derived from the test id); "
                      "replays a plan a report printed")
@@ -205,7 +207,7 @@ def scenario(request, pytestconfig, cluster, cluster_run, history, nemesis, run_
     settles and audits, and resets the cluster if it is not known-good any more."""
     sc = Scenario(request.node.name, cluster, history, nemesis,
                   target_s=pytestconfig.getoption("--recovery-target"),
-                  interval=pytestconfig.getoption("--probe-interval"))
+                  interval=pytestconfig.getoption("--probe-interval") or cluster.topology.probe_interval)
     cp = cluster_run.provisioner.control_plane
     if cp is not None:
         # what real clients see: one password login per second, token-reusing API calls
@@ -224,8 +226,22 @@ def scenario(request, pytestconfig, cluster, cluster_run, history, nemesis, run_
         for line in sc.summary_lines():
             print(line)
         pytestconfig._ha_results.append({"test": request.node.nodeid, "history": str(hist_path),
-                                         "results": sc.results, "phases": sc.phase_times()})
+                                         "results": sc.results, "phases": _phases(request, sc)})
         _judge_damage(request, problems, reset)
+
+
+def _phases(request, sc) -> dict:
+    """Where the scenario's wall time went, without overlaps: pytest's setup (the first
+    scenario's includes the bring-up), the scenario's own phases, and the rest of its call."""
+    phases = sc.phase_times()
+    setup = request.node.stash.get(SETUP_S, None)
+    call = request.node.stash.get(CALL_REPORT, None)
+    if setup is not None:
+        phases = {"setup": round(setup, 2), **phases}
+    if call is not None:
+        inside = sum(phases.get(k, 0.0) for k in ("baseline", "recovery_wait", "analysis"))
+        phases["call_other"] = round(max(0.0, call.duration - inside), 2)
+    return phases
 
 
 def _after_scenario(sc, nemesis, cluster) -> list[str]:
@@ -319,7 +335,8 @@ def pytest_sessionfinish(session, exitstatus):
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         run_obj = report_session.run_fields(run, config._ha_topology_name, config._ha_started, exitstatus,
-                                            getattr(config.option, "xmlpath", None), run_dir, config._ha_facts)
+                                            getattr(config.option, "xmlpath", None), run_dir, config._ha_facts,
+                                            config.stash[RESETS])
         config._ha_report = report_session.write(run_dir, run_obj, config._ha_results, config._ha_outcomes)
     except Exception as e:       # a report bug must not hide the test results: say it, keep going
         config._ha_report_error = f"{type(e).__name__}: {e}"
@@ -433,6 +450,8 @@ def pytest_runtest_makereport(item, call):
     config = item.config
     if call.when == "call":
         item.stash[CALL_REPORT] = report
+    elif call.when == "setup":
+        item.stash[SETUP_S] = report.duration
     if item.nodeid in config._ha_cluster_tests:
         from .report.session import record_outcome
         record_outcome(config._ha_outcomes, report)

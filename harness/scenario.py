@@ -36,11 +36,7 @@ class Scenario:
             self._phases[name] = self._phases.get(name, 0.0) + time.monotonic() - start
 
     def phase_times(self) -> dict[str, float]:
-        """Seconds per phase, plus the faults' own windows (the time the test is about)."""
-        times = {k: round(v, 2) for k, v in self._phases.items()}
-        windows = [w for w in self.history.fault_windows() if w.get("end") is not None]
-        times["fault_window"] = round(sum(w["end"] - w["start"] for w in windows), 2)
-        return times
+        return {k: round(v, 2) for k, v in self._phases.items()}
 
     # ------------------------------------------------------------ probes
     def start_probes(self, interval: float | None = None, timeout: float = 1.0) -> ProbeSet:

@@ -233,6 +233,9 @@ class Topology:
     shared_volumes: tuple = ()
     openstack: OpenStack | None = None
     haproxy: Haproxy | None = None
+    # client probe interval this topology is measured at (--probe-interval overrides): a
+    # heavy control plane on a small host is loaded by 0.25 s probes themselves
+    probe_interval: float = 0.25
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -357,6 +360,7 @@ def parse(data, source: str = "<topology>") -> Topology:
         rsc_defaults=_flat(c, top.get("rsc_defaults"), "rsc_defaults"),
         op_defaults=_flat(c, top.get("op_defaults"), "op_defaults"),
         resources=resources, http_checks=_http_checks(c, top.get("probes") or {}, vips),
+        probe_interval=_probe_interval(c, top.get("probes") or {}),
         agents=_agents(c, top.get("agents"), source), shared_volumes=_volumes(c, top.get("shared_volumes")),
         openstack=_openstack(c, top.get("openstack"), vips, resources),
         haproxy=_haproxy(c, top.get("haproxy"), vips))
@@ -634,8 +638,15 @@ def _score(c: _Ctx, score, key: str) -> str:
     return s
 
 
+def _probe_interval(c: _Ctx, raw) -> float:
+    value = raw.get("interval", 0.25) if isinstance(raw, dict) else 0.25
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.05 <= value <= 10:
+        c.fail("probes.interval", f"{value!r} is not a number of seconds between 0.05 and 10")
+    return float(value)
+
+
 def _http_checks(c: _Ctx, raw, vips) -> tuple:
-    raw = c.mapping(raw, "probes", {"http"})
+    raw = c.mapping(raw, "probes", {"http", "interval"})
     vip_names = {v.name for v in vips}
     checks = []
     for i, h in enumerate(c.seq(raw.get("http"), "probes.http")):

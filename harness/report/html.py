@@ -205,6 +205,16 @@ def facts_table(run: dict, base: str = ".") -> str:
     return table(["fact", "value"], rows)
 
 
+def resets_section(run: dict) -> str:
+    """Cluster resets between scenarios: which scenario left damage, why, how it was repaired."""
+    resets = run.get("resets") or []
+    if not resets:
+        return ""
+    rows = [[r["after"], r["reason"], Raw("<br>".join(esc(s) for s in r["steps"])),
+             badge("ok", "pass") if r["ok"] else badge("FAILED", "fail"), seconds(r["took_s"])] for r in resets]
+    return "<h2>Cluster resets</h2>" + table(["after scenario", "reason", "steps", "outcome", "took"], rows, {4})
+
+
 def _href(base: str, path: str) -> str:
     return path if base == "." or os.path.isabs(path) else f"{base}/{path}"
 
@@ -223,7 +233,8 @@ def render(doc: dict, results_path: str | Path, out_dir: str | Path | None = Non
     title = f"HA failover report: {run['topology'] or '?'} ({run['run_id'] or '?'})"
     body = (f"<h1>{esc(title)}</h1><p class=muted>{esc(doc['generated_by'])}, results schema "
             f"{doc['schema_version']}; every figure comes from the raw histories linked below</p>"
-            f"<h2>Scenarios</h2>{summary_table(doc)}<h2>Run</h2>{facts_table(run, base)}" + "".join(sections))
+            f"<h2>Scenarios</h2>{summary_table(doc)}{resets_section(run)}<h2>Run</h2>{facts_table(run, base)}"
+            + "".join(sections))
     return page(title, body)
 
 

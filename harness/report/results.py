@@ -19,7 +19,7 @@ from . import recheck
 
 SCHEMA_VERSION = 1
 RUN_KEYS = ("topology", "backend", "run_id", "seed", "started_wall", "finished_wall", "exit_status",
-            "junit", "timings", "packages", "packages_node", "resource_agents", "host", "fact_errors")
+            "junit", "timings", "packages", "packages_node", "resource_agents", "host", "fact_errors", "resets")
 
 
 class ResultsError(ValueError):
@@ -48,6 +48,7 @@ def run_info(**fields) -> dict:
     run = {k: fields.get(k) for k in RUN_KEYS}
     run["resource_agents"] = run["resource_agents"] or []
     run["fact_errors"] = run["fact_errors"] or []
+    run["resets"] = run["resets"] or []
     return run
 
 
@@ -82,8 +83,9 @@ def build(run: dict, entries: list[dict], out_dir: str | Path, outcomes: dict | 
     `outcomes` maps test ids to {"outcome", "duration_s", "message"} and adds the
     scenarios that left no history (skipped, or failed before the scenario began)."""
     out_dir, outcomes = Path(out_dir), outcomes or {}
-    scenarios = [scenario_entry(e["test"], Path(e["history"]) if e.get("history") else None,
-                                e.get("results", []), out_dir, outcomes.get(e["test"])) for e in entries]
+    scenarios = [{**scenario_entry(e["test"], Path(e["history"]) if e.get("history") else None,
+                                   e.get("results", []), out_dir, outcomes.get(e["test"])),
+                  "phases": e.get("phases")} for e in entries]
     seen = {s["test"] for s in scenarios}
     scenarios += [scenario_entry(t, None, [], out_dir, o) for t, o in outcomes.items() if t not in seen]
     return {"schema_version": SCHEMA_VERSION, "generated_by": f"ha-harness {harness_version()}",
