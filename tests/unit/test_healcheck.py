@@ -51,3 +51,20 @@ def test_reset_line_names_the_step_that_worked():
     assert r.line() == "cluster reset after t::a: nodes offline: ['node2']; healthy after restart nodes, took 121 s"
     failed = ResetRecord("t::a", "x", ["re-provision: boom (5 s)"], 5, False)
     assert "FAILED, the remaining scenarios are not run" in failed.line()
+
+
+def test_report_lists_resets_with_their_steps():
+    from harness.report.html import resets_section
+    run = {"resets": [ResetRecord("t::split", "nodes offline: ['node2']",
+                                  ["cleanup: NotSettled (60 s)", "restart nodes: ok (30 s)"], 95.0, True).to_dict()]}
+    html = resets_section(run)
+    assert "Cluster resets" in html and "t::split" in html and "restart nodes: ok (30 s)" in html
+    assert resets_section({"resets": []}) == ""
+
+
+def test_job_args_naming_tests_replace_the_scenario_directory():
+    from pathlib import Path
+    from harness.job import pytest_command
+    assert "tests/scenarios" in pytest_command("ha-2node", Path("r"), ["-k", "kill"])
+    cmd = pytest_command("os-ap-2node", Path("r"), ["@tests/cross-section.args"])
+    assert "tests/scenarios" not in cmd and "@tests/cross-section.args" in cmd
