@@ -15,6 +15,7 @@ the report and the terminal summary.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from . import healcheck
@@ -133,11 +134,14 @@ class ClusterReset:
         except Exception:
             online = set()
         nodes = [n for n in self.cluster.node_names if n not in online] or self.cluster.node_names
-        for node in nodes:
+        def stop(node):
             # a pacemaker that cannot reach its peers may hang stopping: kill it then
             self.backend.exec(node, "systemctl stop pacemaker || systemctl kill -s KILL pacemaker; "
                                     "systemctl stop corosync || systemctl kill -s KILL corosync",
                               timeout=150, check=False)
+        # together: stopped one by one, each node would first take over the other's resources
+        with ThreadPoolExecutor(len(nodes)) as pool:
+            list(pool.map(stop, nodes))
         for node in nodes:
             self.run.provisioner.start_stack(node)
 

@@ -68,6 +68,15 @@ def unit_start_timeouts(topology) -> dict[str, str]:
             if p.agent == "ocf:harness:openstack-api" and p.params.get("unit")}
 
 
+def rabbitmq_partition_handling(nodes: int) -> str:
+    """RabbitMQ's default (`ignore`) leaves a clustered broker split for good after a partition
+    (seen on os-aa-2node after a node freeze: `Node rabbit@node1 cannot communicate with
+    rabbit@node2`, nova-compute timed out waiting for any conductor). With a majority to keep,
+    the minority pauses; two nodes have none (both would pause), so the loser of the partition
+    restarts when it heals (autoheal)."""
+    return "pause_minority" if nodes >= 3 else "autoheal"
+
+
 def new_secrets() -> dict:
     keys = ["admin", "rabbit", "erlang_cookie", *SERVICE_USERS, *(f"db_{s}" for s in DATABASES)]
     return {k: secrets.token_hex(12) for k in keys}
@@ -169,7 +178,8 @@ class ControlPlane:
         # node gets the same account without starting RabbitMQ during the bootstrap.
         return (f"default_user = openstack\ndefault_pass = {self.pw['rabbit']}\n"
                 "default_permissions.configure = .*\ndefault_permissions.read = .*\n"
-                "default_permissions.write = .*\nloopback_users = none\n")
+                "default_permissions.write = .*\nloopback_users = none\n"
+                f"cluster_partition_handling = {rabbitmq_partition_handling(len(self.topology.nodes))}\n")
 
     # ------------------------------------------------------------ one-time bootstrap
     def bootstrap(self, node: str) -> None:

@@ -68,3 +68,9 @@ def test_job_args_naming_tests_replace_the_scenario_directory():
     assert "tests/scenarios" in pytest_command("ha-2node", Path("r"), ["-k", "kill"])
     cmd = pytest_command("os-ap-2node", Path("r"), ["@tests/cross-section.args"])
     assert "tests/scenarios" not in cmd and "@tests/cross-section.args" in cmd
+
+
+def test_rabbitmq_partition_handling_keeps_a_majority_or_autoheals():
+    from harness.openstack import rabbitmq_partition_handling
+    assert rabbitmq_partition_handling(2) == "autoheal"
+    assert rabbitmq_partition_handling(3) == "pause_minority"
