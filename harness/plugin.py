@@ -258,9 +258,10 @@ def _after_scenario(sc, nemesis, cluster) -> list[str]:
         problems += [f"heal did not take: {p}" for p in nemesis.verify_healed()]
     with sc.phase("settle"):
         try:
-            # membership first, with a shorter wait: a node that does not rejoin within
-            # 90 s of the heal will not, and the reset should start at once
-            cluster.wait_formed(timeout=90)
+            # membership first, with a shorter wait: the heal already booted the node and
+            # started its stack (a rejoin takes ~20-30 s here), one that is not back within
+            # 60 s will not be, and the reset should start at once
+            cluster.wait_formed(timeout=60)
             cluster.wait_settled(timeout=240)
         except ClusterError as e:
             problems.append(str(e))
