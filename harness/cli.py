@@ -6,7 +6,8 @@ import os
 import sys
 import time
 
-from . import hostprep, topology as topo_mod
+from . import hostprep, ownership, topology as topo_mod
+from .ownership import RunBusy, RunLock
 
 
 def _fail(msg: str, code: int = 2):
@@ -61,10 +62,12 @@ def cmd_up(args):
     from .run import ClusterRun
     t = _load(args.topology)
     # default id keep-<topology>: `pytest --keep-cluster` then reuses this cluster
-    run = ClusterRun(t, backend=args.backend, run_id=args.run_id, keep=True)
+    run = ClusterRun(t, backend=args.backend, run_id=args.run_id, keep=True, lock_wait=args.wait)
     start = time.monotonic()
     try:
         cluster = run.up()
+    except RunBusy as e:
+        _fail(f"{e}; try again when it is done (or wait longer: --wait SECONDS)")
     except BaseException as e:
         if args.keep_failed:
             _fail(f"bring-up failed ({e}); kept for debugging: python -m harness down {run.run_id}")
@@ -99,11 +102,48 @@ def _pick_run(run_id: str | None) -> str:
     return next(iter(runs))
 
 
+def _state(run_id: str, info: dict) -> tuple[str, str]:
+    """(live|kept|crashed, who owns it / why)."""
+    holder = RunLock(run_id).holder()
+    state = ownership.classify(info["pid"], info["pid_start"], ownership.is_kept(run_id), holder is not None)
+    if holder is not None:
+        return state, f"in use by {ownership.describe_holder(holder)}"
+    if state == ownership.LIVE:
+        return state, f"its creator pid {info['pid']} still runs"
+    if state == ownership.KEPT:
+        return state, "left up on purpose (`up` / --keep-cluster)"
+    return state, f"its owner pid {info['pid']} is gone"
+
+
+def _age(created: str) -> str:
+    from datetime import datetime, timezone
+    try:
+        then = datetime.fromisoformat(created.split(".")[0].rstrip("Z")).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return "?"
+    minutes = int((datetime.now(timezone.utc) - then).total_seconds() // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
+def cmd_runs(args):
+    """Every run on the engine with its state, owner and age (what gc would do)."""
+    runs = _runs()
+    if not runs:
+        print("no harness run exists on this Docker engine")
+    for run_id, info in sorted(runs.items()):
+        state, why = _state(run_id, info)
+        print(f"{run_id:24} {state:8} {info['topology'] or '?':14} age {_age(info['created']):>7}  {why}")
+
+
 def cmd_status(args):
     _ready()
     from .backends.docker import DockerBackend
     from .cluster import Cluster
+    if args.run_id is None and len(_runs()) != 1:
+        return cmd_runs(args)
     run_id = _pick_run(args.run_id)
+    state, why = _state(run_id, _runs()[run_id])
+    print(f"run {run_id}: {state} ({why})")
     info = _runs()[run_id]
     t = _load(info["source"] or info["topology"])
     backend = DockerBackend(t, run_id)
@@ -124,45 +164,68 @@ def cmd_status(args):
         print(f"  VIP {v.name} {v.ip}: held by {cluster.vip_holders(v.ip) or 'no node'}")
 
 
+def _remove(run_id: str, force: bool) -> list[str]:
+    """Remove a run under its lock; a run another command holds is refused unless forced."""
+    from .backends.docker import client, remove_run
+    lock = RunLock(run_id)
+    try:
+        lock.acquire()
+    except RunBusy:
+        if not force:
+            raise
+    try:
+        return remove_run(client(), run_id)
+    finally:
+        lock.release()
+
+
 def cmd_down(args):
     _ready()
-    from .backends.docker import client, remove_run
     run_id = _pick_run(args.run_id)
-    removed = remove_run(client(), run_id)
+    try:
+        removed = _remove(run_id, args.force)
+    except RunBusy as e:
+        _fail(f"{e}; `down --force` removes it anyway")
     print(f"removed {len(removed)} objects of run {run_id}: {', '.join(removed)}")
 
 
-def _alive(pid: str | None) -> bool:
-    if not pid or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+def gc_plan(runs: dict, states: dict, kept: bool, force: bool) -> tuple[list, list]:
+    """(run ids to remove, [(run id, why kept)]): crashed runs; kept ones with --kept; all with --force."""
+    remove, spare = [], []
+    for run_id in sorted(runs):
+        state, why = states[run_id]
+        if force or state == ownership.CRASHED or (state == ownership.KEPT and kept):
+            remove.append(run_id)
+        else:
+            hint = "--kept or `down RUN` removes it" if state == ownership.KEPT else "--force removes it"
+            spare.append((run_id, f"{state}: {why}; {hint}"))
+    return remove, spare
 
 
 def cmd_gc(args):
     _ready()
     from . import images
-    from .backends.docker import client, remove_run
-    cli = client()
-    removed, skipped = [], []
-    for run_id, info in _runs().items():
-        if _alive(info["pid"]) and not args.force and not run_id.startswith("keep-"):
-            skipped.append(f"{run_id} (pid {info['pid']} still running)")
+    from .backends.docker import client
+    runs = _runs()
+    remove, spare = gc_plan(runs, {r: _state(r, i) for r, i in runs.items()}, args.kept, args.force)
+    removed = []
+    for run_id in remove:
+        if args.dry_run:
+            print(f"would remove run {run_id} ({_state(run_id, runs[run_id])[0]})")
             continue
-        removed += remove_run(cli, run_id)
-    removed += [f"build tree {p}" for p in images.remove_stale_rootfs()]
-    if args.images:
-        removed += [f"image {t}" for t in images.remove_images(cli)]
+        try:
+            removed += _remove(run_id, args.force)
+        except RunBusy as e:       # a command took it since we looked
+            spare.append((run_id, str(e)))
+    if not args.dry_run:
+        removed += [f"build tree {p}" for p in images.remove_stale_rootfs()]
+        if args.images:
+            removed += [f"image {t}" for t in images.remove_images(client())]
     for line in removed:
         print(f"removed {line}")
-    for line in skipped:
-        print(f"kept live run {line}; --force removes it too")
-    if not removed:
+    for run_id, why in spare:
+        print(f"kept run {run_id} ({why})")
+    if not removed and not remove:
         print("nothing to remove")
 
 
@@ -269,15 +332,22 @@ def main(argv=None):
     s.add_argument("--backend", default="docker")
     s.add_argument("--run-id")
     s.add_argument("--keep-failed", action="store_true", help="keep the nodes if bring-up fails (debugging)")
+    s.add_argument("--wait", type=float, default=60.0,
+                   help="seconds to wait while another command uses the run, then reuse it (default 60)")
     s.set_defaults(fn=cmd_up)
-    s = sub.add_parser("status", help="nodes, DC, quorum and resource placement of a run")
+    s = sub.add_parser("status", help="a run's nodes, DC, quorum and placement; with several runs, "
+                                      "every run with its state (live/kept/crashed), owner and age")
     s.add_argument("run_id", nargs="?")
     s.set_defaults(fn=cmd_status)
     s = sub.add_parser("down", help="remove a run's containers and network")
     s.add_argument("run_id", nargs="?")
+    s.add_argument("--force", action="store_true", help="even while another command uses the run")
     s.set_defaults(fn=cmd_down)
-    s = sub.add_parser("gc", help="remove leftovers of crashed runs (everything with harness labels)")
-    s.add_argument("--force", action="store_true", help="also remove runs whose owner process still lives")
+    s = sub.add_parser("gc", help="remove crashed runs (owner gone, never meant to stay); "
+                                  "kept and live runs stay unless asked")
+    s.add_argument("--kept", action="store_true", help="also remove kept runs (left up by `up`/--keep-cluster)")
+    s.add_argument("--force", action="store_true", help="remove every run, even live ones in use")
+    s.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
     s.add_argument("--images", action="store_true", help="also remove the cached node images")
     s.set_defaults(fn=cmd_gc)
     s = sub.add_parser("report", help="failover reports: rebuild the HTML, compare two runs, trend over runs")
@@ -324,4 +394,18 @@ def main(argv=None):
     argv, pytest_args = _split_pytest_args(list(sys.argv[1:] if argv is None else argv))
     args = p.parse_args(argv)
     args.pytest_args = pytest_args
-    args.fn(args)
+    try:
+        args.fn(args)
+    except RunBusy as e:
+        _fail(str(e))
+    except Exception as e:
+        # an engine or backend conflict is one line, not a traceback (HA_HARNESS_DEBUG=1 shows it)
+        if os.environ.get("HA_HARNESS_DEBUG") or not _platform_error(e):
+            raise
+        _fail(f"{type(e).__name__}: {e}")
+
+
+def _platform_error(e: Exception) -> bool:
+    from .backends import BackendError
+    from .cluster import ClusterError
+    return isinstance(e, (BackendError, ClusterError, OSError)) or type(e).__module__.startswith("docker")

@@ -9,6 +9,7 @@ SOURCE_LABEL = "io.ha-harness.topology-file"
 NODE_LABEL = "io.ha-harness.node"
 IMAGE_LABEL = "io.ha-harness.image"      # images are shared between runs, keyed by recipe hash
 OWNER_PID_LABEL = "io.ha-harness.pid"
+OWNER_START_LABEL = "io.ha-harness.pid-start"   # the owner's start time: a recycled pid is not the owner
 
 
 def new_run_id() -> str:

@@ -11,6 +11,7 @@ from . import hostprep, images
 from .backends import get_backend
 from .cluster import Cluster
 from .labels import new_run_id
+from .ownership import RunLock, mark_kept
 from .provision import Provisioner
 
 
@@ -33,11 +34,14 @@ def _sigterm_as_interrupt() -> None:
 
 class ClusterRun:
     def __init__(self, topology, backend: str = "docker", run_id: str | None = None,
-                 keep: bool = False, log=print):
+                 keep: bool = False, log=print, lock_wait: float = 60.0):
         self.keep = keep
         self.log = log
         self.run_id = run_id or (f"keep-{topology.name}" if keep else new_run_id())
         self.backend = get_backend(backend, topology, self.run_id)
+        # one command at a time acts on a run (a second `up` of a kept topology waits, then reuses it)
+        self.lock = RunLock(self.run_id)
+        self.lock_wait = lock_wait
         self.provisioner = Provisioner(self.backend, log=log)
         self.cluster: Cluster | None = None
         self.timings = Timings()
@@ -51,6 +55,7 @@ class ClusterRun:
         _sigterm_as_interrupt()
         if self.backend.name == "docker":
             hostprep.check()
+        self.lock.acquire(self.lock_wait, log=self.log)
         if self.keep and self.backend.exists():
             self.reused = True
             self.log(f"reusing kept cluster {self.run_id}")
@@ -62,6 +67,7 @@ class ClusterRun:
             self.cluster.wait_settled(timeout=300)
             if self.topology.openstack:
                 self.provisioner.reattach_openstack(self.cluster)
+            mark_kept(self.run_id)
             return self.cluster
         if not self.keep:
             atexit.register(self.down)  # last resort if the caller never reaches down()
@@ -74,6 +80,8 @@ class ClusterRun:
         self.timings.bring_up_s = time.monotonic() - start
         self.log(f"cluster {self.topology.name} (run {self.run_id}) up in {self.timings.bring_up_s:.1f}s "
                  f"on {self.topology.subnet}")
+        if self.keep:
+            mark_kept(self.run_id)      # only now: an `up` killed half-way leaves a crashed run
         return self.cluster
 
     def reprovision(self) -> Cluster:
@@ -95,7 +103,10 @@ class ClusterRun:
 
     def down(self) -> list[str]:
         atexit.unregister(self.down)
+        if not self.lock.held:
+            return []       # up() never got the run: whatever exists is another command's
         if self.keep:
+            self.lock.release()
             self.log(f"keeping cluster {self.run_id} (--keep-cluster); remove with `python -m harness down {self.run_id}`")
             return []
         # Never let a second Ctrl-C stop the teardown half-way.
@@ -107,6 +118,7 @@ class ClusterRun:
         try:
             return self.backend.destroy()
         finally:
+            self.lock.release()
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, NotFound
 
-from ..labels import NODE_LABEL, OWNER_PID_LABEL, PREFIX, RUN_LABEL, SOURCE_LABEL, TOPOLOGY_LABEL
+from ..labels import (NODE_LABEL, OWNER_PID_LABEL, OWNER_START_LABEL, PREFIX, RUN_LABEL,
+                      SOURCE_LABEL, TOPOLOGY_LABEL)
+from ..ownership import process_start, unmark_kept
 from . import Backend, BackendError, ExecResult
 
 # --privileged fails on these hosts (CAP_SYS_RESOURCE is not grantable); this set runs systemd.
@@ -78,7 +80,7 @@ class DockerBackend(Backend):
     def _labels(self, **extra) -> dict:
         return {RUN_LABEL: self.run_id, TOPOLOGY_LABEL: self.topology.name,
                 SOURCE_LABEL: os.path.abspath(self.topology.source),
-                OWNER_PID_LABEL: str(os.getpid()), **extra}
+                OWNER_PID_LABEL: str(os.getpid()), OWNER_START_LABEL: process_start(os.getpid()) or "", **extra}
 
     # ------------------------------------------------------------ lifecycle
     def create_network(self) -> str:
@@ -235,6 +237,8 @@ class DockerBackend(Backend):
 def remove_run(cli, run_id: str | None) -> list[str]:
     """Remove the containers and networks of one run (or of every run if run_id is None)."""
     label = RUN_LABEL if run_id is None else f"{RUN_LABEL}={run_id}"
+    if run_id is not None:
+        unmark_kept(run_id)
     removed = []
     for c in cli.containers.list(all=True, filters={"label": label}):
         c.remove(force=True, v=True)
@@ -255,13 +259,17 @@ def remove_run(cli, run_id: str | None) -> list[str]:
 
 
 def harness_runs(cli) -> dict[str, dict]:
-    """Every run with objects on this engine: {run_id: {"pid": owner pid, "topology": name}}."""
+    """Every run with objects on this engine: {run_id: {"pid", "pid_start", "topology",
+    "source", "created"}} (created: the oldest object's creation time, ISO 8601)."""
     runs: dict[str, dict] = {}
     for obj in [*cli.containers.list(all=True, filters={"label": RUN_LABEL}),
                 *cli.networks.list(filters={"label": RUN_LABEL}),
                 *cli.volumes.list(filters={"label": RUN_LABEL})]:
         labels = obj.attrs.get("Config", {}).get("Labels") or obj.attrs.get("Labels") or {}
-        runs.setdefault(labels[RUN_LABEL], {"pid": labels.get(OWNER_PID_LABEL),
-                                            "topology": labels.get(TOPOLOGY_LABEL),
-                                            "source": labels.get(SOURCE_LABEL)})
+        created = obj.attrs.get("Created") or obj.attrs.get("CreatedAt") or ""
+        run = runs.setdefault(labels[RUN_LABEL], {"pid": labels.get(OWNER_PID_LABEL),
+                                                  "pid_start": labels.get(OWNER_START_LABEL),
+                                                  "topology": labels.get(TOPOLOGY_LABEL),
+                                                  "source": labels.get(SOURCE_LABEL), "created": created})
+        run["created"] = min(run["created"] or created, created or run["created"])
     return runs
