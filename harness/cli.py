@@ -139,12 +139,13 @@ def cmd_status(args):
     _ready()
     from .backends.docker import DockerBackend
     from .cluster import Cluster
-    if args.run_id is None and len(_runs()) != 1:
+    runs = _runs()
+    if args.run_id is None and len(runs) != 1:
         return cmd_runs(args)
     run_id = _pick_run(args.run_id)
-    state, why = _state(run_id, _runs()[run_id])
+    info = runs[run_id]
+    state, why = _state(run_id, info)
     print(f"run {run_id}: {state} ({why})")
-    info = _runs()[run_id]
     t = _load(info["source"] or info["topology"])
     backend = DockerBackend(t, run_id)
     if not backend.exists():

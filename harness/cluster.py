@@ -61,7 +61,7 @@ class Cluster:
     def running_nodes(self) -> list[str]:
         return [n for n in self.node_names if self.backend.is_running(n)]
 
-    def _view(self, node: str | None = None) -> tuple[str, ClusterState]:
+    def view(self, node: str | None = None) -> tuple[str, ClusterState]:
         """(node, crm_mon's view from it): the given node, or the first running one that answers."""
         last = "no node is running"
         for n in [node] if node else self.running_nodes():
@@ -72,11 +72,11 @@ class Cluster:
         raise ClusterError(last)
 
     def any_online_node(self) -> str:
-        return self._view()[0]
+        return self.view()[0]
 
     def state(self, node: str | None = None) -> ClusterState:
         """crm_mon's view from one node (any answering node by default)."""
-        return self._view(node)[1]
+        return self.view(node)[1]
 
     def holds(self, node: str, ip: str) -> bool:
         """The node really carries the address (from `ip addr`), whatever Pacemaker believes."""
@@ -135,7 +135,7 @@ class Cluster:
     def wait_settled(self, timeout: float = 120) -> ClusterState:
         """Formed, no transition pending (crm_resource --wait), every resource started."""
         def check():
-            node, s = self._view()
+            node, s = self.view()
             problem = self._not_formed(s)
             if problem:
                 return False, problem

@@ -62,16 +62,17 @@ def leftovers(cluster) -> list[str]:
     return problems
 
 
+def move_constraints(cluster, node: str) -> list[str]:
+    """Ids of the constraints `crm_resource --move/--ban` leaves (cli-*), read on `node`."""
+    r = cluster.backend.exec(node, "cibadmin --query --scope constraints", timeout=30, check=False)
+    return [cid for cid in parse_constraint_ids(r.out) if re.match(r"cli-(ban|prefer)-", cid)] if r.ok else []
+
+
 def cib_leftovers(cluster) -> list[str]:
-    """Standby nodes and the constraints `crm_resource --move/--ban` leaves (cli-*)."""
+    """Standby nodes and move/ban constraints left in the CIB."""
     try:
-        node = cluster.any_online_node()
-        state = cluster.state(node)
-        r = cluster.backend.exec(node, "cibadmin --query --scope constraints", timeout=30, check=False)
+        node, state = cluster.view()        # one crm_mon: the answering node and its view
     except Exception as e:          # no node answers: the settle/audit reports that
         return [f"CIB not readable: {e}"]
     problems = [f"{n.name}: left in standby" for n in state.nodes.values() if n.standby]
-    if r.ok:
-        problems += [f"constraint {cid} left by a move/ban" for cid in parse_constraint_ids(r.out)
-                     if re.match(r"cli-(ban|prefer)-", cid)]
-    return problems
+    return problems + [f"constraint {cid} left by a move/ban" for cid in move_constraints(cluster, node)]

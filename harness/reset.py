@@ -43,7 +43,8 @@ CLEAR_NODE = (
     f"iptables -S | grep -- '{healcheck.TAG}' | sed 's/^-A/-D/' | "
     "while read -r rule; do eval iptables $rule; done; "
     "tc qdisc del dev eth0 root 2>/dev/null; "
-    "ps -eo pid=,stat= | awk '$2 ~ /^T/ {print $1}' | xargs -r kill -CONT; true"
+    "ps -eo pid=,stat= | awk '$2 ~ /^T/ {print $1}' | xargs -r kill -CONT; "
+    "systemctl is-active corosync pacemaker; true"
 )
 
 
@@ -108,9 +109,9 @@ class ClusterReset:
             if not self.backend.is_plugged(node):
                 self.backend.reconnect(node)
             self.run.provisioner.wait_booted(node)
-            self.backend.exec(node, CLEAR_NODE, timeout=60, check=False)
-            active = self.backend.exec(node, "systemctl is-active corosync pacemaker", check=False)
-            if active.out.split() != ["active", "active"]:
+            # the clearing ends with the stack's state: one exec per node
+            cleared = self.backend.exec(node, CLEAR_NODE, timeout=60, check=False)
+            if cleared.out.split()[-2:] != ["active", "active"]:
                 self.run.provisioner.start_stack(node)
         node = self.cluster.any_online_node()
         self._clear_cib(node)
@@ -118,13 +119,10 @@ class ClusterReset:
 
     def _clear_cib(self, node: str) -> None:
         """Standby attributes and cli-* move/ban constraints left by faults."""
-        for n in self.cluster.node_names:
-            self.backend.exec(node, f"crm_attribute --node {n} --name standby --delete --lifetime forever",
-                              check=False)
-        for line in healcheck.cib_leftovers(self.cluster):
-            if line.startswith("constraint "):
-                cid = line.split()[1]
-                self.backend.exec(node, f"cibadmin --delete --xpath \"//*[@id='{cid}']\"", check=False)
+        cmds = [f"crm_attribute --node {n} --name standby --delete --lifetime forever"
+                for n in self.cluster.node_names]
+        cmds += [f"cibadmin --delete --xpath \"//*[@id='{cid}']\"" for cid in healcheck.move_constraints(self.cluster, node)]
+        self.backend.exec(node, "; ".join(cmds), timeout=60, check=False)
 
     def restart_stack(self) -> None:
         """Restart corosync and pacemaker where the node is not a member (all nodes if

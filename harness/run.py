@@ -71,8 +71,7 @@ class ClusterRun:
             return self.cluster
         if not self.keep:
             atexit.register(self.down)  # last resort if the caller never reaches down()
-        from .backends.docker import client
-        self.timings.images = images.ensure_images(client(), layers=self.topology.layers, log=self.log)
+        self.timings.images = self._ensure_images()
         start = time.monotonic()
         self.backend.create(self.timings.images[-1].tag)
         self.timings.create_s = time.monotonic() - start
@@ -92,14 +91,14 @@ class ClusterRun:
         self.log(f"removed {len(removed)} objects")
         self.backend.topology = self.backend.original_topology
         start = time.monotonic()
-        self.backend.create(self.timings.images[-1].tag if self.timings.images else self._image())
+        self.backend.create((self.timings.images or self._ensure_images())[-1].tag)
         self.provisioner.bring_up(cluster=self.cluster)
         self.log(f"re-provisioned in {time.monotonic() - start:.1f}s")
         return self.cluster
 
-    def _image(self) -> str:
+    def _ensure_images(self) -> list:
         from .backends.docker import client
-        return images.ensure_images(client(), layers=self.topology.layers, log=self.log)[-1].tag
+        return images.ensure_images(client(), layers=self.topology.layers, log=self.log)
 
     def down(self) -> list[str]:
         atexit.unregister(self.down)

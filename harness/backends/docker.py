@@ -271,5 +271,6 @@ def harness_runs(cli) -> dict[str, dict]:
                                                   "pid_start": labels.get(OWNER_START_LABEL),
                                                   "topology": labels.get(TOPOLOGY_LABEL),
                                                   "source": labels.get(SOURCE_LABEL), "created": created})
-        run["created"] = min(run["created"] or created, created or run["created"])
+        if created and (not run["created"] or created < run["created"]):
+            run["created"] = created
     return runs
