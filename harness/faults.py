@@ -409,6 +409,8 @@ class Nemesis:
         self.provisioner = provisioner
         self.history = history
         self._active: list[Fault] = []
+        # called with a node's name before a fault takes it (or its membership) away
+        self.before_node_loss: list = []
 
     # helpers shared by faults
     def exec(self, node, cmd, check=True):
@@ -432,16 +434,24 @@ class Nemesis:
     # the fault API
     def node(self, name: str) -> NodeFaults:
         self.cluster.topology.node(name)        # unknown node: KeyError naming it
+        self._losing(name)
         return NodeFaults(self, name)
+
+    def _losing(self, *nodes: str) -> None:
+        for node in nodes:
+            for hook in self.before_node_loss:
+                hook(node)
 
     def service(self, node: str, unit: str) -> ServiceFaults:
         return ServiceFaults(self, node, unit)
 
     def isolate(self, node: str, only_corosync: bool = False) -> Fault:
         others = [n.name for n in self.cluster.topology.nodes if n.name != node]
+        self._losing(node)
         return Partition(self, [[node], others], only_corosync).apply()
 
     def partition(self, *groups) -> Fault:
+        self._losing(*(n for g in groups for n in g))
         return Partition(self, groups).apply()
 
     def block_port(self, node: str, port: int) -> Fault:

@@ -6,6 +6,7 @@ import time
 from contextlib import contextmanager
 
 from . import checkers, clusterlog
+from .cluster import ClusterError
 from .probes import ClusterSampler, ProbeSet, VipSampler, http_probes
 
 
@@ -25,6 +26,21 @@ class Scenario:
         self._log_read_until = float("-inf")   # history time the cluster journal was read up to
         self.expected_failures: set[str] = set()   # resource ids whose failed actions the scenario causes
         self._phases: dict[str, float] = {}        # where the scenario's wall time went
+        nemesis.before_node_loss.append(self.expect_loss_of)
+
+    def expect_loss_of(self, node: str) -> None:
+        """A node that goes away takes its databases, queues and caches with it: the monitors
+        of OpenStack services using them on other nodes may fail meanwhile, as after a daemon
+        fault (seen in CI on os-aa-2node: the VIP holder's clean shutdown moved MariaDB, and
+        neutron's API on the survivor missed its 5 s monitor check, 21 s of neutron downtime)."""
+        try:
+            state = self.cluster.state()
+        except ClusterError:
+            return          # no view of the cluster: explain nothing more
+        rsc = self.cluster.topology.resources
+        for rid in state.resources:
+            if node in state.where(rid):
+                self.expected_failures |= rsc.runtime_clients(rid)
 
     # ------------------------------------------------------------ time accounting
     @contextmanager

@@ -74,3 +74,23 @@ def test_rabbitmq_partition_handling_keeps_a_majority_or_autoheals():
     from harness.openstack import rabbitmq_partition_handling
     assert rabbitmq_partition_handling(2) == "autoheal"
     assert rabbitmq_partition_handling(3) == "pause_minority"
+
+
+def test_losing_a_node_explains_failures_of_the_clients_of_what_it_ran():
+    from types import SimpleNamespace
+    from harness.crmxml import ClusterState, ResourceState
+    from harness.scenario import Scenario
+
+    def on(rid, agent, *nodes):
+        return [ResourceState(rid, agent, "Started", True, False, True, tuple(nodes))]
+    rsc = Resources(primitives=(Primitive("mysql", "systemd:mariadb"), Primitive("vip", "ocf:heartbeat:IPaddr2"),
+                                Primitive("neutron", "ocf:harness:openstack-api")))
+    state = ClusterState("node1", True, resources={"mysql": on("mysql", "systemd:mariadb", "node2"),
+                                                   "neutron": on("neutron", "x", "node1", "node2")})
+    cluster = SimpleNamespace(state=lambda: state, topology=SimpleNamespace(resources=rsc))
+    nemesis = SimpleNamespace(before_node_loss=[])
+    sc = Scenario("t", cluster, None, nemesis)
+    nemesis.before_node_loss[0]("node1")        # runs neutron only: nothing it backs
+    assert sc.expected_failures == set()
+    nemesis.before_node_loss[0]("node2")        # runs the database: its clients may fail
+    assert sc.expected_failures == {"neutron"}
