@@ -1,4 +1,4 @@
-"""python -m harness validate|up|status|down|gc|host|images|report|job|job-summary"""
+"""ha-harness (python -m harness) validate|up|status|shell|logs|down|gc|host|images|report|job|job-summary"""
 from __future__ import annotations
 
 import argparse
@@ -16,9 +16,8 @@ def _fail(msg: str, code: int = 2):
 
 
 def _load(path: str):
-    from .plugin import topology_path
     try:
-        return topo_mod.load(topology_path(path))
+        return topo_mod.load_named(path)
     except topo_mod.TopologyError as e:
         _fail(str(e))
 
@@ -80,8 +79,15 @@ def cmd_up(args):
         print(f"  {node}: {n['ip']} ({n['container']})")
     for v in run.topology.vips:
         print(f"  VIP {v.name}: {v.ip} on {cluster.vip_holder(v.name)}")
-    print(f"  shell: {info.get('shell')}")
-    print(f"  status: python -m harness status {run.run_id}    remove: python -m harness down {run.run_id}")
+    print(f"  shell: ha-harness shell {run.run_id} {t.nodes[0].name}    ({info.get('shell')})")
+    cp = run.provisioner.control_plane
+    if cp is not None:
+        clouds = ownership.clouds_yaml_path(run.run_id)
+        clouds.write_text(cp.clouds_yaml())
+        clouds.chmod(0o600)
+        print(f"  OpenStack: OS_CLIENT_CONFIG_FILE={clouds} openstack --os-cloud {t.name} server list")
+    print(f"  status: ha-harness status {run.run_id}    logs: ha-harness logs {run.run_id}    "
+          f"remove: ha-harness down {run.run_id}")
 
 
 def _runs():
@@ -163,6 +169,45 @@ def cmd_status(args):
         print(f"  failed action: {f.resource} {f.op} on {f.node} rc={f.exitcode} {f.exitreason}")
     for v in t.vips:
         print(f"  VIP {v.name} {v.ip}: held by {cluster.vip_holders(v.ip) or 'no node'}")
+
+
+def _backend_of(run_id: str):
+    """The backend object of an existing run, or a one-line error."""
+    from .backends.docker import DockerBackend
+    info = _runs()[run_id]
+    backend = DockerBackend(_load(info["source"] or info["topology"]), run_id)
+    if not backend.exists():
+        _fail(f"run {run_id}: nodes are missing (use `ha-harness down {run_id}`)")
+    return backend
+
+
+def cmd_shell(args):
+    """A shell (or one command) on a node of a run: the backend says how to log in."""
+    _ready()
+    run_id = _pick_run(args.run_id)
+    backend = _backend_of(run_id)
+    names = [n.name for n in backend.topology.nodes]
+    if args.node not in names:
+        _fail(f"run {run_id} has no node {args.node!r} (nodes: {', '.join(names)})")
+    argv = backend.login_argv(args.node, args.pytest_args or None)
+    os.execvp(argv[0], argv)
+
+
+def cmd_logs(args):
+    """Journals, service logs, the CIB, crm_mon and crm_report of every node in one archive."""
+    _ready()
+    from . import nodelogs
+    from pathlib import Path
+    run_id = _pick_run(args.run_id)
+    backend = _backend_of(run_id)
+    nodes = [n.name for n in backend.topology.nodes if backend.is_running(n.name)]
+    if not nodes:
+        _fail(f"run {run_id}: no node is running")
+    dest = Path(args.output or f"ha-harness-logs-{run_id}-{time.strftime('%Y%m%d-%H%M%S')}.tar.gz")
+    missing = nodelogs.archive(backend, nodes, dest)
+    for line in missing:
+        print(f"not collected: {line}", file=sys.stderr)
+    print(f"{dest}: logs of {', '.join(nodes)} ({dest.stat().st_size // 1024} KiB)")
 
 
 def _remove(run_id: str, force: bool) -> list[str]:
@@ -308,15 +353,16 @@ def cmd_job_summary(args):
 
 def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
     # `job T... -- ARGS`: everything after `--` goes to pytest untouched (argparse would
-    # take it as more topologies)
-    if argv[:1] == ["job"] and "--" in argv:
+    # take it as more topologies); `shell NODE -- CMD`: the command to run on the node
+    if argv[:1] in (["job"], ["shell"]) and "--" in argv:
         i = argv.index("--")
         return argv[:i], argv[i + 1:]
     return argv, []
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m harness", description="HA test harness for Pacemaker clusters")
+    prog = "ha-harness" if os.path.basename(sys.argv[0]) == "ha-harness" else "python -m harness"
+    p = argparse.ArgumentParser(prog=prog, description="HA test harness for Pacemaker clusters")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("validate", help="check a topology file")
     s.add_argument("topology")
@@ -344,6 +390,15 @@ def main(argv=None):
     s.add_argument("run_id", nargs="?")
     s.add_argument("--force", action="store_true", help="even while another command uses the run")
     s.set_defaults(fn=cmd_down)
+    s = sub.add_parser("shell", help="a shell on a node of a run; a command after `--` runs there instead")
+    s.add_argument("node")
+    s.add_argument("--run", dest="run_id", help="the run (default: the only one)")
+    s.set_defaults(fn=cmd_shell)
+    s = sub.add_parser("logs", help="journals, service logs, CIB, crm_mon and crm_report of a run's nodes "
+                                    "in one .tar.gz")
+    s.add_argument("run_id", nargs="?")
+    s.add_argument("-o", "--output", help="archive path (default: ha-harness-logs-RUN-TIME.tar.gz here)")
+    s.set_defaults(fn=cmd_logs)
     s = sub.add_parser("gc", help="remove crashed runs (owner gone, never meant to stay); "
                                   "kept and live runs stay unless asked")
     s.add_argument("--kept", action="store_true", help="also remove kept runs (left up by `up`/--keep-cluster)")
@@ -377,7 +432,7 @@ def main(argv=None):
     r.add_argument("--out", help="output file (default: rewrite RESULTS in place)")
     r.set_defaults(fn=cmd_report_upgrade)
     s = sub.add_parser("job", help="run the scenarios on each topology in turn, then print one summary",
-                       description="Runs `pytest tests/scenarios --topology T -v` for each topology in order, "
+                       description="Runs `pytest harness/scenarios --topology T -v` for each topology in order, "
                                    "continues after a failing one, and prints one summary of all of them "
                                    "(also job-summary.json/.md in the job directory). Exit 0 only if every "
                                    "topology passed. Arguments after `--` go to every pytest session.")

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from .report import jobsummary
 
-SCENARIOS = "tests/scenarios"
+# the stock scenarios shipped in the package: found from any directory, installed or not
+SCENARIOS = str(Path(__file__).resolve().parent / "scenarios")
 # pytest -v: "collecting ... collected 30 items / 25 deselected / 5 selected"
 COLLECTED = re.compile(rb"collected (\d+) items?(?: / (\d+) deselected)?(?: / (\d+) selected)?[^\n]*\n")
 
@@ -56,7 +57,8 @@ def check_args(args: list[str]) -> None:
 
 def names_tests(arg: str) -> bool:
     """A test path, node id or pytest @argsfile (e.g. CI's cross-section of a layout)."""
-    return arg.startswith(("@", "tests/", "./tests/"))
+    return (arg.startswith(("@", "tests/", "./tests/", "harness/", "./harness/")) or "::" in arg
+            or arg.endswith(".py") or arg == "--pyargs")
 
 
 def pytest_command(topology: str, reports_dir: Path, args: list[str]) -> list[str]:
@@ -223,7 +225,5 @@ def _note(msg: str) -> None:
 
 
 def main(topologies: list[str], reports_dir: str, extra: list[str], command=pytest_command, out=None) -> int:
-    if command is pytest_command and not Path(SCENARIOS).is_dir():
-        raise JobError(f"no {SCENARIOS}/ here: run the job from the project's checkout")
     job = Job([parse_spec(t) for t in topologies], reports_dir, extra, command, out)
     return jobsummary.exit_code(job.run())

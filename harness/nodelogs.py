@@ -43,3 +43,50 @@ def digest(dest: Path, since: float, per_node: int = 25) -> str:
 def _newer(line: str, after: str) -> bool:
     m = _STAMP.match(line.replace("T", " ", 1))
     return m is None or m.group(1) >= after
+
+
+def collect_cluster_state(backend, nodes: list[str], since: float, dest: Path) -> list[str]:
+    """The CIB and crm_mon's XML (from the first node that answers) and each node's own
+    crm_report archive (-S: the nodes have no ssh between them) into `dest`; returns what
+    could not be collected, one line each."""
+    dest.mkdir(parents=True, exist_ok=True)
+    missing = []
+    for name, cmd in (("cib.xml", "cibadmin -Q"), ("crm_mon.xml", "crm_mon -1 --output-as=xml")):
+        for node in nodes:
+            r = backend.exec(node, cmd, timeout=30, check=False)
+            if r.ok:
+                (dest / name).write_text(r.out)
+                break
+        else:
+            missing.append(f"{name}: no node answered `{cmd}`")
+    start = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since - 60))
+    for node in nodes:
+        base = f"/tmp/crm_report-{node}-{int(time.time())}"
+        r = backend.exec(node, f"crm_report -S -f '{start}' {base} >/dev/null 2>&1; ls {base}.tar.*",
+                         timeout=240, check=False)
+        if not r.ok:
+            missing.append(f"crm_report on {node}: failed (rc {r.rc})")
+            continue
+        archive = r.out.strip().splitlines()[-1]
+        (dest / f"crm_report-{node}{archive[len(base):]}").write_bytes(backend.fetch(node, archive))
+        backend.exec(node, f"rm -rf {base} {archive}", check=False)
+    return missing
+
+
+def evidence(backend, nodes: list[str], since: float, dest: Path) -> list[str]:
+    """Everything a failure report carries: logs, CIB, crm_mon, crm_report archives."""
+    collect(backend, nodes, since, dest)
+    return collect_cluster_state(backend, nodes, since, dest)
+
+
+def archive(backend, nodes: list[str], dest: Path, since: float = 0.0) -> list[str]:
+    """`harness logs RUN`: journals, service logs, CIB, crm_mon and crm_report of every node
+    in one .tar.gz; returns what could not be collected."""
+    import tarfile
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / dest.name.split(".")[0]
+        missing = evidence(backend, nodes, since, work)
+        with tarfile.open(dest, "w:gz") as tar:
+            tar.add(work, arcname=work.name)
+    return missing

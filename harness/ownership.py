@@ -36,10 +36,19 @@ def lock_dir() -> Path:
     raise RunBusy("no writable directory for run locks (/run/ha-harness or ~/.cache/ha-harness)")
 
 
-def _kept_dir() -> Path:
-    path = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "ha-harness" / "kept"
+def _state_dir(kind: str) -> Path:
+    path = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "ha-harness" / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _kept_dir() -> Path:
+    return _state_dir("kept")
+
+
+def clouds_yaml_path(run_id: str) -> Path:
+    """Where `up` writes a kept run's clouds.yaml (for OS_CLIENT_CONFIG_FILE)."""
+    return _state_dir("clouds") / f"{run_id}.yaml"
 
 
 def mark_kept(run_id: str) -> None:
@@ -50,6 +59,7 @@ def mark_kept(run_id: str) -> None:
 
 def unmark_kept(run_id: str) -> None:
     (_kept_dir() / run_id).unlink(missing_ok=True)
+    clouds_yaml_path(run_id).unlink(missing_ok=True)
 
 
 def is_kept(run_id: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -19,17 +20,42 @@ from .history import History
 from .run import ClusterRun
 from .scenario import Scenario
 
-ROOT = Path(__file__).resolve().parent.parent
 CALL_REPORT = pytest.StashKey()      # item -> its call-phase report (read by the scenario teardown)
 SETUP_S = pytest.StashKey()          # item -> seconds its setup took
-RESETS = pytest.StashKey()           # config -> [ResetRecord]
-RESET_FAILED = pytest.StashKey()     # config -> why the remaining scenarios are not run
+STARTED = pytest.StashKey()          # item -> epoch its scenario started (logs are read from then)
+STATE = pytest.StashKey()            # config -> SessionState
+
+
+@dataclass
+class SessionState:
+    """Everything the plugin keeps for one pytest session."""
+    topology_name: str
+    run_dir: Path
+    started: float = field(default_factory=time.time)
+    run_dir_used: bool = False
+    junit_auto: bool = False              # junit.xml placed in the run directory by us
+    results: list = field(default_factory=list)      # per scenario: test, history, results, phases
+    outcomes: dict = field(default_factory=dict)     # nodeid -> outcome of each cluster test
+    facts: dict | None = None             # packages and agent checksums, read while the cluster is up
+    cluster_tests: list = field(default_factory=list)
+    run: object = None                    # the ClusterRun
+    report: tuple | None = None           # (results.json, report.html)
+    report_error: str | None = None
+    log: object = None
+    resets: list = field(default_factory=list)       # ResetRecords
+    reset_failed: str | None = None       # why the remaining scenarios are not run
+    parked_junit: object = None           # junitxml's writer, unregistered in a unit-only session
+
+
+def state(config) -> SessionState:
+    return config.stash[STATE]
 
 
 def pytest_addoption(parser):
     g = parser.getgroup("ha-harness")
     g.addoption("--topology", default="ha-2node",
-                help="topology YAML file, or a name from topologies/ (default: ha-2node)")
+                help="topology YAML file or directory, else a name from ./topologies/ or a shipped one "
+                     "(default: ha-2node)")
     g.addoption("--backend", default="docker", choices=["docker"], help="node backend (default: docker)")
     g.addoption("--keep-cluster", action="store_true",
                 help="reuse a kept cluster of this topology if one exists, and keep it afterwards")
@@ -53,30 +79,14 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "http_probe: the scenario needs an HTTP probe target in the topology")
     config.addinivalue_line("markers", "leaves_damage(why): the scenario leaves the cluster damaged on purpose; "
                                        "it fails unless the post-scenario reset was needed")
-    config.stash[RESETS] = []
-    config._ha_results = []
-    config._ha_outcomes = {}          # nodeid -> outcome of each cluster test, for results.json
-    config._ha_facts = None           # packages and agent checksums, read while the cluster is up
-    config._ha_started = time.time()
-    config._ha_cluster_tests = []
     try:
-        name = topo_mod.load(topology_path(config.getoption("--topology"))).name
+        name = topo_mod.load_named(config.getoption("--topology")).name
     except topo_mod.TopologyError:
         name = Path(config.getoption("--topology")).stem
-    config._ha_topology_name = name
-    config._ha_run_dir = choose_run_dir(config.getoption("--reports-dir"), name)
-    config._ha_run_dir_used = False
-    config._ha_junit_auto = False
+    st = config.stash[STATE] = SessionState(name, choose_run_dir(config.getoption("--reports-dir"), name))
     if hasattr(config.option, "xmlpath") and not config.option.xmlpath and not hasattr(config, "workerinput"):
-        config.option.xmlpath = str(config._ha_run_dir / "junit.xml")
-        config._ha_junit_auto = True
-
-
-def topology_path(value: str) -> Path:
-    path = Path(value)
-    if path.suffix not in (".yaml", ".yml"):
-        path = ROOT / "topologies" / f"{value}.yaml"
-    return path
+        config.option.xmlpath = str(st.run_dir / "junit.xml")
+        st.junit_auto = True
 
 
 def progress(config):
@@ -98,14 +108,14 @@ def progress(config):
 @pytest.fixture(scope="session")
 def topology(pytestconfig):
     try:
-        return topo_mod.load(topology_path(pytestconfig.getoption("--topology")))
+        return topo_mod.load_named(pytestconfig.getoption("--topology"))
     except topo_mod.TopologyError as e:
         pytest.exit(f"invalid topology: {e}", returncode=4)
 
 
 def pytest_collection_modifyitems(config, items):
     try:
-        topo = topo_mod.load(topology_path(config.getoption("--topology")))
+        topo = topo_mod.load_named(config.getoption("--topology"))
     except topo_mod.TopologyError:
         return
     for item in items:
@@ -123,17 +133,17 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def run_dir(pytestconfig, topology):
-    path = pytestconfig._ha_run_dir          # named in pytest_configure, next to junit.xml
-    path.mkdir(parents=True, exist_ok=True)
-    pytestconfig._ha_run_dir_used = True
-    return path
+    st = state(pytestconfig)
+    st.run_dir.mkdir(parents=True, exist_ok=True)      # named in pytest_configure, next to junit.xml
+    st.run_dir_used = True
+    return st.run_dir
 
 
 @pytest.fixture(scope="session")
 def cluster_run(pytestconfig, topology, run_dir):
     run = ClusterRun(topology, backend=pytestconfig.getoption("--backend"),
                      keep=pytestconfig.getoption("--keep-cluster"), log=progress(pytestconfig))
-    pytestconfig._ha_run = run
+    state(pytestconfig).run = run
     try:
         run.up()
         yield run
@@ -160,7 +170,7 @@ def managed_services(topo) -> list[tuple[str, str]]:
 def pytest_generate_tests(metafunc):
     if "managed_service" in metafunc.fixturenames:
         try:
-            topo = topo_mod.load(topology_path(metafunc.config.getoption("--topology")))
+            topo = topo_mod.load_named(metafunc.config.getoption("--topology"))
         except topo_mod.TopologyError:
             return
         services = managed_services(topo)
@@ -225,8 +235,10 @@ def scenario(request, pytestconfig, cluster, cluster_run, history, nemesis, run_
         hist_path = history.save(run_dir / "histories" / f"{_slug(request.node.nodeid)}.jsonl")
         for line in sc.summary_lines():
             print(line)
-        pytestconfig._ha_results.append({"test": request.node.nodeid, "history": str(hist_path),
-                                         "results": sc.results, "phases": _phases(request, sc)})
+        state(pytestconfig).results.append({"test": request.node.nodeid, "history": str(hist_path),
+                                            "results": sc.results, "phases": _phases(request, sc)})
+        from .report.session import junit_properties
+        request.node.user_properties += junit_properties(sc.results)
         _judge_damage(request, problems, reset)
 
 
@@ -292,18 +304,20 @@ def _reset(request, cluster_run, history, sc, reason: str):
     from .reset import ClusterReset
     config = request.config
     # the evidence first: a node restart or re-provision loses the journals
-    dest = config._ha_run_dir / "logs" / f"{_slug(request.node.nodeid)}-before-reset"
+    dest = state(config).run_dir / "logs" / f"{_slug(request.node.nodeid)}-before-reset"
     try:
-        nodelogs.collect(cluster_run.backend, cluster_run.cluster.running_nodes(),
-                         getattr(request.node, "_ha_started_epoch", time.time() - 600), dest)
-        print(f"node logs before the reset: {dest}")
+        missing = nodelogs.evidence(cluster_run.backend, cluster_run.cluster.running_nodes(),
+                                    request.node.stash.get(STARTED, time.time() - 600), dest)
+        print(f"node logs, CIB and crm_report before the reset: {dest}")
+        for line in missing:
+            print(f"  not collected: {line}")
     except Exception as e:
         print(f"node logs before the reset not collected: {type(e).__name__}: {e}")
     with sc.phase("reset"):
         record = ClusterReset(cluster_run, log=progress(config))(request.node.nodeid, reason, history)
-    config.stash[RESETS].append(record)
+    state(config).resets.append(record)
     if not record.ok:
-        config.stash[RESET_FAILED] = record.line()
+        state(config).reset_failed = record.line()
     return record
 
 
@@ -327,61 +341,60 @@ def _slug(nodeid: str) -> str:
 
 def pytest_sessionfinish(session, exitstatus):
     """results.json (schema 1) and report.html in the run directory."""
-    config = session.config
-    run_dir = getattr(config, "_ha_run_dir", None)
-    if run_dir is None or not (config._ha_results or config._ha_run_dir_used):
+    st = session.config.stash.get(STATE, None)
+    if st is None or not (st.results or st.run_dir_used):
         return
     from .report import session as report_session
-    run = getattr(config, "_ha_run", None)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    st.run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        run_obj = report_session.run_fields(run, config._ha_topology_name, config._ha_started, exitstatus,
-                                            getattr(config.option, "xmlpath", None), run_dir, config._ha_facts,
-                                            config.stash[RESETS])
-        config._ha_report = report_session.write(run_dir, run_obj, config._ha_results, config._ha_outcomes)
+        run_obj = report_session.run_fields(st.run, st.topology_name, st.started, exitstatus,
+                                            getattr(session.config.option, "xmlpath", None), st.run_dir,
+                                            st.facts, st.resets)
+        st.report = report_session.write(st.run_dir, run_obj, st.results, st.outcomes)
     except Exception as e:       # a report bug must not hide the test results: say it, keep going
-        config._ha_report_error = f"{type(e).__name__}: {e}"
+        st.report_error = f"{type(e).__name__}: {e}"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    run_dir = getattr(config, "_ha_run_dir", None) if config._ha_run_dir_used else None
-    if not (config._ha_results or getattr(config, "_ha_report", None) or getattr(config, "_ha_report_error", None)
-            or config.stash[RESETS]):
+    st = state(config)
+    if not (st.results or st.report or st.report_error or st.resets):
         return
     tr = terminalreporter
     tr.section("HA scenario figures")
-    for entry in config._ha_results:
+    for entry in st.results:
         for r in entry["results"]:
             downs = ", ".join(f"{p}={'never' if not d['recovered'] else format(d['downtime_s'], '.2f') + 's'}"
                               for p, d in r["downtime"].items())
             tr.write_line(f"{entry['test']}: {r['fault']}({r['target']}) "
                           f"{'PASS' if r['verdict']['passed'] else 'FAIL'} {downs} "
                           f"[interval {r['probe_interval_s']}s]")
-    for record in config.stash[RESETS]:
+    for record in st.resets:
         tr.write_line(record.line(), red=not record.ok, yellow=record.ok)
         for step in record.steps:
             tr.write_line(f"    {step}")
-    if run_dir:
-        tr.write_line(f"histories and results: {run_dir}")
-    if getattr(config, "_ha_report", None):
-        tr.write_line(f"report: {config._ha_report[1]}  (results: {config._ha_report[0]})")
-    if getattr(config, "_ha_junit_auto", False) and config.option.xmlpath:
+    if st.run_dir_used:
+        tr.write_line(f"histories and results: {st.run_dir}")
+    if st.report:
+        tr.write_line(f"report: {st.report[1]}  (results: {st.report[0]})")
+    if st.junit_auto and config.option.xmlpath:
         tr.write_line(f"junit: {config.option.xmlpath}")
-    if getattr(config, "_ha_report_error", None):
-        tr.write_line(f"REPORT NOT WRITTEN: {config._ha_report_error}", red=True)
+    if st.report_error:
+        tr.write_line(f"REPORT NOT WRITTEN: {st.report_error}", red=True)
 
 
 def _attach_node_logs(item, report) -> None:
     """A failed scenario: the nodes' logs saved under logs/<test>/, their error lines in the report."""
     run = item.funcargs.get("cluster_run")
-    since = getattr(item, "_ha_started_epoch", None)
+    since = item.stash.get(STARTED, None)
     if run is None or run.cluster is None or since is None:
         return
     from . import nodelogs
-    dest = item.config._ha_run_dir / "logs" / _slug(item.nodeid)
+    dest = state(item.config).run_dir / "logs" / _slug(item.nodeid)
     try:
-        nodelogs.collect(run.backend, run.cluster.running_nodes(), since, dest)
-        report.sections.append(("node logs", f"full logs: {dest}\n{nodelogs.digest(dest, since)}"))
+        missing = nodelogs.evidence(run.backend, run.cluster.running_nodes(), since, dest)
+        report.sections.append(("node logs", f"full logs, CIB and crm_report archives: {dest}\n"
+                                             + "".join(f"not collected: {m}\n" for m in missing)
+                                             + nodelogs.digest(dest, since)))
     except Exception as e:       # diagnostics must not replace the real failure
         report.sections.append(("node logs", f"not collected: {type(e).__name__}: {e}"))
 
@@ -390,82 +403,88 @@ def _attach_node_logs(item, report) -> None:
 
 def pytest_collection_finish(session):
     config = session.config
-    config._ha_cluster_tests = [i.nodeid for i in session.items if "cluster_run" in getattr(i, "fixturenames", ())]
-    if config._ha_junit_auto and (not config._ha_cluster_tests or config.option.collectonly):
-        # Unit-only or collect-only session: no run directory, so no junit.xml in one.
-        try:
-            from _pytest.junitxml import xml_key
-        except ImportError:         # pytest moved it: keep the (empty-run) junit.xml then
-            return
-        xml = config.stash.get(xml_key, None)
-        if xml is not None:
-            del config.stash[xml_key]
-            config.pluginmanager.unregister(xml)
-        config._ha_junit_auto = False
+    st = state(config)
+    st.cluster_tests = [i.nodeid for i in session.items if "cluster_run" in getattr(i, "fixturenames", ())]
+    if st.junit_auto and (not st.cluster_tests or config.option.collectonly):
+        # Unit-only or collect-only session: no run directory, so no junit.xml in one. The
+        # junitxml plugin registers its writer without a name: found by its class, parked
+        # until pytest_unconfigure, where junitxml unregisters it itself.
+        for plugin in config.pluginmanager.get_plugins():
+            if type(plugin).__name__ == "LogXML":
+                config.pluginmanager.unregister(plugin)
+                st.parked_junit = plugin
+        st.junit_auto = False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_unconfigure(config):
+    st = config.stash.get(STATE, None)
+    if st is not None and st.parked_junit is not None:
+        config.pluginmanager.register(st.parked_junit)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_fixture_setup(fixturedef, request):
     value = yield
-    config = request.config
-    if fixturedef.argname == "cluster_run" and config._ha_facts is None and getattr(value, "cluster", None):
+    st = state(request.config)
+    if fixturedef.argname == "cluster_run" and st.facts is None and getattr(value, "cluster", None):
         # Read packages and agent checksums now: the cluster is gone by sessionfinish.
         from .report.facts import cluster_facts
         try:
-            config._ha_facts = cluster_facts(value.backend, value.topology)
+            st.facts = cluster_facts(value.backend, value.topology)
         except Exception as e:       # facts are for the report; never fail the session for them
-            config._ha_facts = {"fact_errors": [f"facts not collected: {type(e).__name__}: {e}"]}
+            st.facts = {"fact_errors": [f"facts not collected: {type(e).__name__}: {e}"]}
     return value
 
 
 def pytest_runtest_setup(item):
     """After a reset that failed, the remaining cluster scenarios are not run (and not
     reported as failures of their own)."""
-    why = item.config.stash.get(RESET_FAILED, None)
-    if why and item.nodeid in item.config._ha_cluster_tests:
-        pytest.skip(f"not run: {why}")
+    st = state(item.config)
+    if st.reset_failed and item.nodeid in st.cluster_tests:
+        pytest.skip(f"not run: {st.reset_failed}")
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """A line when each cluster scenario starts and ends, with its elapsed time."""
-    config = item.config
-    if item.nodeid not in config._ha_cluster_tests:
+    st = state(item.config)
+    if item.nodeid not in st.cluster_tests:
         return (yield)
-    if not hasattr(config, "_ha_log"):
-        config._ha_log = progress(config)
-    n, total = config._ha_cluster_tests.index(item.nodeid) + 1, len(config._ha_cluster_tests)
-    config._ha_log(f"scenario {n}/{total} start: {item.nodeid}")
+    st.log = st.log or progress(item.config)
+    n, total = st.cluster_tests.index(item.nodeid) + 1, len(st.cluster_tests)
+    st.log(f"scenario {n}/{total} start: {item.nodeid}")
     started = time.monotonic()
-    item._ha_started_epoch = time.time()
+    item.stash[STARTED] = time.time()
     try:
         return (yield)
     finally:
-        outcome = config._ha_outcomes.get(item.nodeid, {}).get("outcome", "not run")
-        config._ha_log(f"scenario {n}/{total} {outcome} in {time.monotonic() - started:.1f}s: {item.nodeid}")
+        outcome = st.outcomes.get(item.nodeid, {}).get("outcome", "not run")
+        st.log(f"scenario {n}/{total} {outcome} in {time.monotonic() - started:.1f}s: {item.nodeid}")
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
     config = item.config
+    st = state(config)
     if call.when == "call":
         item.stash[CALL_REPORT] = report
     elif call.when == "setup":
         item.stash[SETUP_S] = report.duration
-    if item.nodeid in config._ha_cluster_tests:
+    if item.nodeid in st.cluster_tests:
         from .report.session import record_outcome
-        record_outcome(config._ha_outcomes, report)
+        record_outcome(st.outcomes, report)
         if call.when == "call" and report.failed:
             _attach_node_logs(item, report)
     if call.when == "teardown" and config.getoption("htmlpath", None):
-        entry = next((e for e in config._ha_results if e["test"] == item.nodeid), None)
+        entry = next((e for e in st.results if e["test"] == item.nodeid), None)
         if entry:
             # pytest-html: the scenario's figures and timeline in its row.
             from pytest_html import extras
             from .report.session import scenario_fragment
             try:
-                fragment = scenario_fragment(entry["test"], entry["history"], entry["results"], config._ha_run_dir)
+                fragment = scenario_fragment(entry["test"], entry["history"], entry["results"], st.run_dir)
             except Exception as e:
                 fragment = f"<p>timeline not rendered: {type(e).__name__}: {e}</p>"
             report.extras = [*getattr(report, "extras", []), extras.html(fragment)]

@@ -322,6 +322,44 @@ class _Ctx:
         return value
 
 
+SHIPPED = Path(__file__).resolve().parent / "topologies"
+SUFFIXES = (".yaml", ".yml")
+
+
+def shipped_names() -> list[str]:
+    return sorted(p.stem for p in SHIPPED.glob("*.yaml"))
+
+
+def resolve(value: str, cwd: Path | None = None) -> Path:
+    """--topology VALUE: the user's file or directory first (a directory holds one topology
+    file, or topology.yaml), then topologies/NAME.yaml under the current directory, then the
+    names shipped with the harness. Raises TopologyError with one line saying what was tried."""
+    cwd = cwd or Path.cwd()
+    path = cwd / value
+    if path.is_file():
+        return path
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file())
+        if len(files) == 1:
+            return files[0]
+        if (path / "topology.yaml").is_file():
+            return path / "topology.yaml"
+        raise TopologyError(f"{value}: a directory with {len(files)} topology files "
+                            f"({', '.join(p.name for p in files) or 'none'}): name one of them")
+    if path.suffix in SUFFIXES or "/" in value:
+        raise TopologyError(f"{value}: no such topology file")
+    for candidate in (cwd / "topologies" / f"{value}.yaml", SHIPPED / f"{value}.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise TopologyError(f"unknown topology {value!r}: not a file or directory here, and not one of "
+                        f"the shipped topologies ({', '.join(shipped_names())})")
+
+
+def load_named(value: str) -> Topology:
+    """The topology --topology VALUE names (see resolve)."""
+    return load(resolve(value))
+
+
 def load(path: str | Path) -> Topology:
     path = Path(path)
     if not path.is_file():

@@ -61,6 +61,15 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def copy(self, node: str, content: bytes, dest: str, mode: int = 0o644) -> None: ...
 
+    @abc.abstractmethod
+    def fetch(self, node: str, path: str) -> bytes:
+        """The content of a file in a node."""
+
+    @abc.abstractmethod
+    def login_argv(self, node: str, command: list[str] | None = None) -> list[str]:
+        """The host command that opens a shell on a node (interactive when `command` is
+        None), or runs `command` there with the terminal attached."""
+
     def exec(self, node: str, cmd: str | list[str], timeout: float = 60, check: bool = True) -> ExecResult:
         argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
         # `timeout` inside the node: an exec never hangs the harness on a stuck node.

@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 import ipaddress
 import os
+import shlex
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -165,6 +167,19 @@ class DockerBackend(Backend):
         if not self._container(node).put_archive(os.path.dirname(dest), buf.getvalue()):
             raise BackendError(f"{node}: copying {dest} failed")
 
+    def fetch(self, node: str, path: str) -> bytes:
+        try:
+            stream, _ = self._container(node).get_archive(path)
+        except (NotFound, APIError) as e:
+            raise BackendError(f"{node}: cannot read {path}: {getattr(e, 'explanation', e)}") from None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            return tar.extractfile(member).read()
+
+    def login_argv(self, node: str, command: list[str] | None = None) -> list[str]:
+        tty = ["-it"] if command is None or sys.stdin.isatty() else ["-i"]
+        return ["docker", "exec", *tty, self.container_name(node), *(command or ["bash", "-l"])]
+
     # ------------------------------------------------------------ node-level actions
     def kill(self, node: str) -> None:
         self._container(node).kill()
@@ -229,7 +244,7 @@ class DockerBackend(Backend):
         return {**super().describe(), "network": self.network_name, "subnet": self.topology.subnet,
                 "nodes": {n.name: {"container": self.container_name(n.name), "ip": n.ip}
                           for n in self.topology.nodes},
-                "shell": f"docker exec -it {self.container_name(self.topology.nodes[0].name)} bash"}
+                "shell": shlex.join(self.login_argv(self.topology.nodes[0].name))}
 
 
 # ---------------------------------------------------------------- cleanup

@@ -91,6 +91,21 @@ def remove_stale_rootfs() -> list[str]:
     return removed
 
 
+class _Progress:
+    """Long builds say where they are: the latest output line at most every `every` s,
+    so a terminal or CI log never goes silent for minutes."""
+
+    def __init__(self, what: str, log, every: float = 30.0):
+        self.what, self.log, self.every = what, log, every
+        self.started = self.last = time.monotonic()
+
+    def line(self, text: str, now: bool = False) -> None:
+        t = time.monotonic()
+        if text and (now or t - self.last >= self.every):
+            self.log(f"{self.what} +{t - self.started:.0f}s: {text[:120]}")
+            self.last = t
+
+
 def _build_base(tag: str, mirror: str, log) -> None:
     import os
     recipe = yaml.safe_load((HERE / "base" / "recipe.yaml").read_text())
@@ -101,9 +116,13 @@ def _build_base(tag: str, mirror: str, log) -> None:
         cmd = ["debootstrap", f"--variant={recipe['variant']}",
                f"--include={','.join(recipe['include'])}", recipe["suite"], str(root), mirror]
         log(f"debootstrap {recipe['suite']} ({recipe['variant']}) ...")
-        run = subprocess.run(cmd, capture_output=True, text=True)
+        progress, tail = _Progress("debootstrap", log), []
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as run:
+            for text in run.stdout:
+                tail = [*tail[-9:], text.strip()]
+                progress.line(text.strip())
         if run.returncode != 0:
-            raise ImageBuildError(f"debootstrap failed: {run.stderr.strip()[-400:] or run.stdout[-400:]}")
+            raise ImageBuildError(f"debootstrap failed: {' | '.join(tail[-4:])}")
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
         imp = subprocess.run(["docker", "import", "-c", f"LABEL {IMAGE_LABEL}=base", "-", tag],
                              stdin=tar.stdout, capture_output=True, text=True)
@@ -118,13 +137,15 @@ def _build_layer(client, layer: str, below: str, tag: str, log) -> None:
                               forcerm=True, buildargs={"BASE": below},
                               labels={IMAGE_LABEL: layer}, decode=True)
     tail: list[str] = []
+    progress = _Progress(f"build {layer}", log)
     for chunk in stream:
         if "error" in chunk:
             raise ImageBuildError(f"building the {layer} layer failed: {chunk['error'].strip()} "
                                   f"(last output: {' | '.join(tail[-5:])})")
         line = chunk.get("stream", "").strip()
         if line:
-            tail.append(line)
+            tail = [*tail[-9:], line]
+            progress.line(line, now=line.startswith("Step "))
 
 
 def ensure_images(client, layers=LAYERS, mirror: str = DEFAULT_MIRROR, log=print,

@@ -249,10 +249,11 @@ class ControlPlane:
     # ------------------------------------------------------------ after every service runs
     def connect(self, **kw):
         """openstacksdk connection through the VIP; every call is bounded (api_timeout): a call
-        without a timeout can hang forever across a failover."""
+        without a timeout can hang forever across a failover. Exactly these credentials: a
+        user's OS_CLOUD / OS_* variables and clouds.yaml files are not read."""
         kw.setdefault("api_timeout", 60)
         import openstack
-        return openstack.connect(auth_url=self.keystone_url, username="admin", password=self.pw["admin"],
+        return openstack.connect(load_envvars=False, load_yaml_config=False, auth_url=self.keystone_url, username="admin", password=self.pw["admin"],
                                  project_name="admin", user_domain_name="Default",
                                  project_domain_name="Default", region_name=self.spec.region,
                                  identity_api_version="3", **kw)

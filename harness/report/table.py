@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def short_test(test: str) -> str:
-    # "tests/scenarios/test_daemon_failures.py::test_service_failure_is_recovered[mysql-stop]"
+    # "harness/scenarios/test_daemon_failures.py::test_service_failure_is_recovered[mysql-stop]"
     # -> "service_failure_is_recovered[mysql-stop]"
     name = test.split("::")[-1]
     return name[5:] if name.startswith("test_") else name

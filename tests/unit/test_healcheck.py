@@ -65,9 +65,12 @@ def test_report_lists_resets_with_their_steps():
 def test_job_args_naming_tests_replace_the_scenario_directory():
     from pathlib import Path
     from harness.job import pytest_command
-    assert "tests/scenarios" in pytest_command("ha-2node", Path("r"), ["-k", "kill"])
+    from harness.job import SCENARIOS
+    assert Path(SCENARIOS, "test_node_failures.py").is_file()
+    assert SCENARIOS in pytest_command("ha-2node", Path("r"), ["-k", "kill"])
     cmd = pytest_command("os-ap-2node", Path("r"), ["@tests/cross-section.args"])
-    assert "tests/scenarios" not in cmd and "@tests/cross-section.args" in cmd
+    assert SCENARIOS not in cmd and "@tests/cross-section.args" in cmd
+    assert SCENARIOS not in pytest_command("x", Path("r"), ["harness/scenarios/test_node_failures.py::test_a"])
 
 
 def test_rabbitmq_partition_handling_keeps_a_majority_or_autoheals():

@@ -6,7 +6,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_corosync_conf_two_node_and_nodelist():
-    t = topology.load(ROOT / "topologies/ha-2node.yaml").relocated("10.213.50.0/24")
+    t = topology.load(ROOT / "harness/topologies/ha-2node.yaml").relocated("10.213.50.0/24")
     conf = provision.render_corosync_conf(t, "run1")
     assert "transport: knet" in conf and "token: 1000" in conf
     assert "two_node: 1" in conf
@@ -15,12 +15,12 @@ def test_corosync_conf_two_node_and_nodelist():
 
 
 def test_corosync_conf_three_nodes_no_two_node():
-    conf = provision.render_corosync_conf(topology.load(ROOT / "topologies/ha-3node.yaml"), "r")
+    conf = provision.render_corosync_conf(topology.load(ROOT / "harness/topologies/ha-3node.yaml"), "r")
     assert "two_node" not in conf and "nodeid: 3" in conf
 
 
 def test_cib_renders_topology_resources():
-    t = topology.load(ROOT / "topologies/ha-2node.yaml")
+    t = topology.load(ROOT / "harness/topologies/ha-2node.yaml")
     cib = provision.render_cib(t)
     assert "property cib-bootstrap-options: stonith-enabled=false no-quorum-policy=stop" in cib
     assert "primitive vip ocf:heartbeat:IPaddr2 params ip=10.213.10.100 cidr_netmask=24 nic=eth0 " \
@@ -44,7 +44,7 @@ def test_cib_quotes_values_with_spaces():
 
 
 def test_haproxy_cfg_one_writer_and_checks():
-    t = topology.load(ROOT / "topologies/os-aa-3node.yaml").relocated("10.213.60.0/24")
+    t = topology.load(ROOT / "harness/topologies/os-aa-3node.yaml").relocated("10.213.60.0/24")
     cfg = provision.render_haproxy_cfg(t)
     keystone = cfg.split("listen keystone")[1].split("listen ")[0]
     assert "bind 10.213.60.100:5000" in keystone and "option httpchk GET /v3" in keystone
@@ -57,7 +57,7 @@ def test_haproxy_cfg_one_writer_and_checks():
 
 
 def test_cib_promotable_clone_monitors_both_roles():
-    cib = provision.render_cib(topology.load(ROOT / "topologies/os-aa-3node.yaml"))
+    cib = provision.render_cib(topology.load(ROOT / "harness/topologies/os-aa-3node.yaml"))
     galera = next(line for line in cib.splitlines() if line.startswith("primitive galera "))
     assert "op monitor interval=20s timeout=30s op monitor role=Promoted interval=10s" in galera
     assert "clone cl_galera galera meta promotable=true promoted-max=3 interleave=true" in cib
@@ -65,14 +65,14 @@ def test_cib_promotable_clone_monitors_both_roles():
 
 def test_corosync_conf_has_no_trailing_comments():
     # corosync's parser takes "yes   # why" as the value: corosync refuses to start
-    conf = provision.render_corosync_conf(topology.load(ROOT / "topologies/ha-3node.yaml"), "r")
+    conf = provision.render_corosync_conf(topology.load(ROOT / "harness/topologies/ha-3node.yaml"), "r")
     assert not [line for line in conf.splitlines() if "#" in line and not line.strip().startswith("#")]
     assert "to_syslog: yes" in conf
 
 
 def test_systemd_start_timeout_follows_the_resources_start_timeout():
     from harness.openstack import unit_start_timeouts
-    t = topology.load(ROOT / "topologies/os-aa-2node.yaml")
+    t = topology.load(ROOT / "harness/topologies/os-aa-2node.yaml")
     timeouts = unit_start_timeouts(t)
     assert timeouts["nova-compute.service"] == "240s"       # the resource's own start op
     assert "haproxy.service" not in timeouts                 # systemd: class, not the agent

@@ -5,7 +5,7 @@ from harness import topology
 from harness.backends import ExecResult
 from harness.report import facts
 
-TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
+TOPOLOGIES = Path(__file__).resolve().parents[2] / "harness" / "topologies"
 IPADDR2 = "/usr/lib/ocf/resource.d/heartbeat/IPaddr2"
 
 

@@ -155,3 +155,17 @@ def test_outcomes_fold_the_phases():
     out = {}
     session.record_outcome(out, Rep("setup", "skipped", 0.0))
     assert out["t::x"]["outcome"] == "skipped" and out["t::x"]["message"] == "Skipped: needs 3 nodes"
+
+
+def test_junit_properties_carry_verdict_downtime_and_vip_move():
+    from harness.report.session import junit_properties
+    r = {"fault": "node-kill", "probe_interval_s": 1.0, "full_recovery_s": 7.861,
+         "verdict": {"passed": True},
+         "downtime": {"http:keystone": {"downtime_s": 2.0, "recovered": True},
+                      "os:nova": {"downtime_s": 120.0, "recovered": False}},
+         "vip": {"public": {"move_s": 2.787}}}
+    assert junit_properties([r]) == [
+        ("node-kill.verdict", "PASS"), ("node-kill.probe_interval_s", "1.0"), ("node-kill.full_recovery_s", "7.86"),
+        ("node-kill.downtime_s.http:keystone", "2.00"), ("node-kill.downtime_s.os:nova", "never"),
+        ("node-kill.vip_move_s.public", "2.79")]
+    assert junit_properties([r, r])[0] == ("node-kill#1.verdict", "PASS")

@@ -8,7 +8,7 @@ from harness import topology
 from harness.topology import TopologyError
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE = yaml.safe_load((ROOT / "topologies/ha-2node.yaml").read_text())
+BASE = yaml.safe_load((ROOT / "harness/topologies/ha-2node.yaml").read_text())
 
 
 def parse(mutate):
@@ -27,7 +27,7 @@ def error_of(mutate) -> str:
 
 @pytest.mark.parametrize("name", ["ha-2node", "ha-3node"])
 def test_shipped_topologies_load(name):
-    t = topology.load(ROOT / f"topologies/{name}.yaml")
+    t = topology.load(ROOT / f"harness/topologies/{name}.yaml")
     assert t.name == name
     assert t.corosync.two_node == (len(t.nodes) == 2)
     assert t.vip("public").ip.startswith(t.subnet.rsplit(".", 1)[0])
@@ -101,7 +101,7 @@ def test_relocation_keeps_host_parts_and_expands_placeholders():
 
 
 def test_dependents_follow_groups_and_orders():
-    t = topology.load(ROOT / "topologies/os-ap-2node.yaml")
+    t = topology.load(ROOT / "harness/topologies/os-ap-2node.yaml")
     deps = t.resources.dependents("mysql")
     assert {"rabbitmq", "memcached", "keystone", "cinder-volume"} <= deps
     assert "vip" not in deps and "mysql" not in deps
@@ -111,7 +111,7 @@ def test_dependents_follow_groups_and_orders():
 
 @pytest.mark.parametrize("name", ["os-ap-2node", "os-ap-3node", "os-aa-2node", "os-aa-3node", "ha-2node-slow"])
 def test_shipped_openstack_topologies_load(name):
-    t = topology.load(ROOT / f"topologies/{name}.yaml")
+    t = topology.load(ROOT / f"harness/topologies/{name}.yaml")
     assert t.name == name
     if name.startswith("os-aa"):
         assert t.openstack.active_active and t.openstack.rabbitmq_cluster
@@ -149,3 +149,24 @@ def test_active_active_needs_haproxy_and_known_layout():
         return mutate
     assert "openstack.layout: active-active needs a haproxy section" in error_of(aa("active-active"))
     assert "openstack.layout: 'hot-hot' is not active-passive or active-active" in error_of(aa("hot-hot"))
+
+
+def test_topology_resolves_the_users_file_or_directory_before_shipped_names(tmp_path):
+    from harness.topology import SHIPPED, TopologyError, resolve
+    (tmp_path / "mine.yaml").write_text("name: mine\n")
+    assert resolve("mine.yaml", tmp_path) == tmp_path / "mine.yaml"
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "cluster.yml").write_text("name: x\n")
+    assert resolve("one", tmp_path) == one / "cluster.yml"
+    (tmp_path / "topologies").mkdir()
+    (tmp_path / "topologies" / "ha-2node.yaml").write_text("name: ha-2node\n")
+    assert resolve("ha-2node", tmp_path) == tmp_path / "topologies" / "ha-2node.yaml"
+    assert resolve("os-aa-2node", tmp_path) == SHIPPED / "os-aa-2node.yaml"
+    (one / "b.yaml").write_text("name: b\n")
+    with pytest.raises(TopologyError, match=r"^one: a directory with 2 topology files \(b.yaml, cluster.yml\)"):
+        resolve("one", tmp_path)
+    with pytest.raises(TopologyError, match=r"^missing.yaml: no such topology file$"):
+        resolve("missing.yaml", tmp_path)
+    with pytest.raises(TopologyError, match=r"^unknown topology 'nope': .*shipped topologies \(ha-2node, "):
+        resolve("nope", tmp_path)

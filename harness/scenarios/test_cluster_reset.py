@@ -5,7 +5,7 @@ owns, so no heal removes them); the post-scenario check must find the damage, re
 the cluster, and the next scenario must run on a whole cluster and pass."""
 import pytest
 
-from harness.plugin import RESETS
+from harness.plugin import state as plugin_state
 
 pytestmark = [pytest.mark.cluster, pytest.mark.bare_cluster]
 SPLIT_TEST = "test_membership_split_behind_the_harness_is_reset"
@@ -27,7 +27,7 @@ def test_membership_split_behind_the_harness_is_reset(scenario, cluster):
 
 
 def test_scenario_after_a_reset_runs_on_a_whole_cluster(request, scenario, cluster):
-    resets = [r for r in request.config.stash[RESETS] if r.after.endswith(SPLIT_TEST)]
+    resets = [r for r in plugin_state(request.config).resets if r.after.endswith(SPLIT_TEST)]
     if not resets:
         pytest.skip(f"{SPLIT_TEST} did not run in this session")
     assert resets[-1].ok, resets[-1].line()

@@ -37,7 +37,7 @@ def test_ctrl_c_during_bring_up_leaves_nothing_behind(cluster, tmp_path):
     provisioned, and check that none of its containers or networks survive."""
     child = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/scenarios/test_node_failures.py::test_kill_vip_holder_moves_vip_to_survivor",
+         "harness/scenarios/test_node_failures.py::test_kill_vip_holder_moves_vip_to_survivor",
          "--reports-dir", str(tmp_path)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         # a job started with `&` (nohup, CI wrappers) has SIGINT ignored and its children
