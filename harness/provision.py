@@ -143,18 +143,18 @@ class Provisioner:
 
     def create_catalog(self, cp, attempts: int = 5) -> None:
         """The catalog through the VIP; a connection Keystone drops while it settles (seen on
-        os-ap-3node: "Connection reset by peer" mid-catalog) is retried, the catalog calls
-        are idempotent."""
+        os-ap-3node: "Connection reset by peer" mid-catalog) is retried with back-off once
+        Keystone answers again; the catalog calls are idempotent."""
+        import tenacity
         from keystoneauth1.exceptions.connection import ConnectFailure
-        for attempt in range(1, attempts + 1):
-            try:
-                return cp.create_catalog()
-            except ConnectFailure as e:
-                if attempt == attempts:
-                    raise
-                self.log(f"catalog attempt {attempt}: {e}; retrying once Keystone answers")
-                time.sleep(5)
-                cp.wait_apis(services=["keystone"])
+
+        def before_retry(state):
+            self.log(f"catalog attempt {state.attempt_number}: {state.outcome.exception()}; "
+                     "retrying once Keystone answers")
+            cp.wait_apis(services=["keystone"])
+        tenacity.Retrying(retry=tenacity.retry_if_exception_type(ConnectFailure),
+                          stop=tenacity.stop_after_attempt(attempts), wait=tenacity.wait_exponential(min=2, max=20),
+                          before_sleep=before_retry, reraise=True)(cp.create_catalog)
 
     def forget_bring_up_failures(self, cluster: Cluster) -> None:
         """Say which starts failed (and were retried) during bring-up, then clean them up:
