@@ -82,10 +82,10 @@ def cmd_up(args):
     print(f"  shell: ha-harness shell {run.run_id} {t.nodes[0].name}    ({info.get('shell')})")
     cp = run.provisioner.control_plane
     if cp is not None:
-        clouds = ownership.clouds_yaml_path(run.run_id)
-        clouds.write_text(cp.clouds_yaml())
-        clouds.chmod(0o600)
-        print(f"  OpenStack: OS_CLIENT_CONFIG_FILE={clouds} openstack --os-cloud {t.name} server list")
+        from .cloudsconf import publish, user_clouds_file
+        clouds = publish(run.run_id, cp.clouds_yaml())
+        print(f"  OpenStack: openstack --os-cloud {t.name} server list    (cloud {t.name} in "
+              f"{user_clouds_file()}; this run's alone: {clouds})")
     print(f"  status: ha-harness status {run.run_id}    logs: ha-harness logs {run.run_id}    "
           f"remove: ha-harness down {run.run_id}")
 

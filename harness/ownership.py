@@ -59,7 +59,8 @@ def mark_kept(run_id: str) -> None:
 
 def unmark_kept(run_id: str) -> None:
     (_kept_dir() / run_id).unlink(missing_ok=True)
-    clouds_yaml_path(run_id).unlink(missing_ok=True)
+    from .cloudsconf import withdraw      # its credentials go with it
+    withdraw(run_id)
 
 
 def is_kept(run_id: str) -> bool:
