@@ -1,0 +1,211 @@
+"""The fence gate: the part of Docker's API that fence_docker uses, for one run's nodes only.
+
+Nodes never get the host's Docker socket. Per run, the harness starts this small HTTPS
+server on the host side of the run's bridge (its gateway address), with a CA, a server
+and a client certificate made for that run: Pacemaker's `fence_docker` in the nodes
+presents the client certificate, and the gate passes to the engine only
+
+    GET  /v<api>/containers/json                 (answered with this run's containers only)
+    GET  /v<api>/containers/<ref>/json
+    POST /v<api>/containers/<ref>/{start,kill,restart}
+
+where <ref> is the name or id of one of this run's containers. Anything else is refused
+with 403, and every request is logged with its decision (for the fencing stages of a
+report). fence_docker's default API version (1.11) is older than any engine accepts: the
+stonith device passes `api_version`.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from ..labels import RUN_LABEL
+
+DOCKER_SOCK = "/var/run/docker.sock"
+PORT = 2376                      # Docker's TLS port; one gate per run, each on its own gateway address
+LIST = re.compile(r"^/v(?P<api>[0-9.]+)/containers/json$")
+INSPECT = re.compile(r"^/v(?P<api>[0-9.]+)/containers/(?P<ref>[A-Za-z0-9_.-]+)/json$")
+ACTION = re.compile(r"^/v(?P<api>[0-9.]+)/containers/(?P<ref>[A-Za-z0-9_.-]+)/(?P<action>start|kill|restart)$")
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 60):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def engine(method: str, path: str, sock: str = DOCKER_SOCK) -> tuple[int, bytes]:
+    conn = _UnixConnection(sock)
+    try:
+        conn.request(method, path, headers={"Content-Length": "0"} if method == "POST" else {})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+@dataclass
+class Decision:
+    status: int          # 200..: passed to the engine (its status); 403: refused
+    why: str
+
+
+@dataclass
+class GateLog:
+    """Every request with its decision: what the harness reads as fencing stages."""
+    entries: list = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, **entry) -> None:
+        with self.lock:
+            self.entries.append({"t": time.time(), **entry})
+
+    def since(self, t: float) -> list[dict]:
+        with self.lock:
+            return [e for e in self.entries if e["t"] >= t]
+
+
+class FenceGate:
+    def __init__(self, run_id: str, bind_ip: str, certs: "Certs", port: int = PORT, sock: str = DOCKER_SOCK):
+        self.run_id, self.bind_ip, self.port, self.sock = run_id, bind_ip, port, sock
+        self.certs = certs
+        self.log = GateLog()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ what the run owns
+    def own_containers(self) -> list[dict]:
+        query = urllib.parse.quote(json.dumps({"label": [f"{RUN_LABEL}={self.run_id}"]}))
+        status, body = engine("GET", f"/containers/json?all=1&filters={query}", self.sock)
+        if status != 200:
+            raise RuntimeError(f"engine answered {status} listing run {self.run_id}")
+        return json.loads(body)
+
+    def owns(self, ref: str) -> bool:
+        for c in self.own_containers():
+            names = {n.lstrip("/") for n in c.get("Names", [])}
+            if ref in names or (len(ref) >= 12 and c["Id"].startswith(ref)):
+                return True
+        return False
+
+    # ------------------------------------------------------------ the filter
+    def handle(self, method: str, path: str) -> tuple[int, bytes]:
+        url = urllib.parse.urlsplit(path)
+        if method == "GET" and (m := LIST.match(url.path)):
+            body = json.dumps(self.own_containers()).encode()
+            return 200, body
+        m = INSPECT.match(url.path) if method == "GET" else ACTION.match(url.path) if method == "POST" else None
+        if m is None:
+            return 403, _message(f"{method} {url.path}: not an endpoint the fence gate serves")
+        if not self.owns(m["ref"]):
+            return 403, _message(f"container {m['ref']} is not a node of run {self.run_id}")
+        return engine(method, url.path, self.sock)
+
+    # ------------------------------------------------------------ serving
+    def start(self) -> None:
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self):
+                try:
+                    status, body = gate.handle(self.command, self.path)
+                except Exception as e:          # the engine is unreachable: the fencing failed
+                    status, body = 502, _message(f"fence gate: {type(e).__name__}: {e}")
+                gate.log.add(client=self.client_address[0], method=self.command, path=self.path, status=status)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _serve
+
+            def do_PUT(self):
+                self._serve()
+
+            do_DELETE = do_HEAD = do_PATCH = do_PUT
+
+            def log_message(self, *args):      # the gate log records requests
+                pass
+
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.certs.ca))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_cert_chain(str(self.certs.server), str(self.certs.server_key))
+        server = ThreadingHTTPServer((self.bind_ip, self.port), Handler)
+        server.daemon_threads = True
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name=f"fence-gate-{self.run_id}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _message(text: str) -> bytes:
+    return json.dumps({"message": text}).encode()
+
+
+# ---------------------------------------------------------------- per-run certificates
+
+@dataclass(frozen=True)
+class Certs:
+    dir: Path
+
+    ca = property(lambda self: self.dir / "ca.pem")
+    server = property(lambda self: self.dir / "server.pem")
+    server_key = property(lambda self: self.dir / "server-key.pem")
+    client = property(lambda self: self.dir / "client.pem")
+    client_key = property(lambda self: self.dir / "client-key.pem")
+
+
+def make_certs(directory: Path, run_id: str, server_ip: str, days: int = 7) -> Certs:
+    """A CA of this run alone, a server certificate for the gate's address and one client
+    certificate for the nodes (openssl: no Python crypto dependency)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    c = Certs(directory)
+
+    def openssl(*args: str, stdin: str | None = None) -> None:
+        subprocess.run(["openssl", *args], input=stdin, check=True, capture_output=True, text=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days), "-subj",
+            f"/CN=ha-harness fence CA {run_id}", "-keyout", str(directory / "ca-key.pem"), "-out", str(c.ca))
+    for name, subj, ext in (("server", f"/CN=fence-gate-{run_id}", f"subjectAltName=IP:{server_ip}\n"
+                                                                      "extendedKeyUsage=serverAuth\n"),
+                            ("client", f"/CN=fence-client-{run_id}", "extendedKeyUsage=clientAuth\n")):
+        key, csr, cert = directory / f"{name}-key.pem", directory / f"{name}.csr", directory / f"{name}.pem"
+        extfile = directory / f"{name}.ext"
+        extfile.write_text(ext)
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subj, "-keyout", str(key), "-out", str(csr))
+        openssl("x509", "-req", "-in", str(csr), "-CA", str(c.ca), "-CAkey", str(directory / "ca-key.pem"),
+                "-CAcreateserial", "-days", str(days), "-extfile", str(extfile), "-out", str(cert))
+    for p in directory.iterdir():
+        p.chmod(0o600)
+    return c
