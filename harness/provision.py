@@ -36,9 +36,15 @@ def render_haproxy_cfg(topology) -> str:
     return template_env().get_template("haproxy.cfg.j2").render(t=topology)
 
 
-def render_cib(topology, stopped=()) -> str:
-    """The CIB as crmsh commands; resources in `stopped` get target-role=Stopped."""
-    return template_env().get_template("cib.crm.j2").render(t=topology, stopped=set(stopped)).strip() + "\n"
+def render_cib(topology, stopped=(), fence=None) -> str:
+    """The CIB as crmsh commands; resources in `stopped` get target-role=Stopped; `fence`
+    is the backend's (stonith agent, params) when the topology fences."""
+    params = None
+    if fence is not None:
+        params = {**fence[1], **({"pcmk_delay_max": f"{topology.fencing.delay_max}s"}
+                                 if topology.fencing.delay_max else {})}
+    return template_env().get_template("cib.crm.j2").render(
+        t=topology, stopped=set(stopped), fence_agent=fence and fence[0], fence_params=params).strip() + "\n"
 
 
 class Provisioner:
@@ -182,5 +188,6 @@ class Provisioner:
 
     def load_cib(self, cluster: Cluster, stopped=()) -> None:
         node = cluster.any_online_node()
-        self.backend.copy(node, render_cib(self.topology, stopped).encode(), "/root/harness-cib.crm")
+        fence = self.backend.fence_device() if self.topology.fencing else None
+        self.backend.copy(node, render_cib(self.topology, stopped, fence).encode(), "/root/harness-cib.crm")
         self.backend.exec(node, "crm configure load update /root/harness-cib.crm", timeout=120)

@@ -161,6 +161,6 @@ def known_weakness_without_fencing(request, cluster, what: str) -> None:
     """Mark a scenario as an expected failure when the cluster runs without fencing and
     the scenario asserts what only fencing guarantees: the finding is still reported
     (XFAIL with `what`), and a run where it did not happen shows as XPASS."""
-    if cluster.topology.properties.get("stonith-enabled") == "false":
+    if cluster.topology.fencing is None and cluster.topology.properties.get("stonith-enabled") == "false":
         import pytest
         request.applymarker(pytest.mark.xfail(reason=f"no fencing: {what}", strict=False))

@@ -45,6 +45,21 @@ class Corosync:
 
 
 @dataclass(frozen=True)
+class Fencing:
+    """How nodes are fenced: one device of the backend's kind for every node."""
+    device: str = "docker"            # docker: fence_docker through the run's fence gate
+    delay_max: int = 0                # pcmk_delay_max (s): a random delay settles a 2-node fence race
+    priority_delay: int = 0           # priority-fencing-delay (s): the node with more resources wins
+    timeout: int = 60                 # stonith-timeout (s)
+
+    def properties(self) -> dict:
+        props = {"stonith-enabled": "true", "stonith-timeout": f"{self.timeout}s"}
+        if self.priority_delay:
+            props["priority-fencing-delay"] = f"{self.priority_delay}s"
+        return props
+
+
+@dataclass(frozen=True)
 class Primitive:
     id: str
     agent: str
@@ -233,6 +248,7 @@ class Topology:
     shared_volumes: tuple = ()
     openstack: OpenStack | None = None
     haproxy: Haproxy | None = None
+    fencing: Fencing | None = None
     # client probe interval this topology is measured at (--probe-interval overrides): a
     # heavy control plane on a small host is loaded by 0.25 s probes themselves
     probe_interval: float = 0.25
@@ -378,7 +394,7 @@ def parse(data, source: str = "<topology>") -> Topology:
     top = c.mapping(data, "", {"name", "description", "image", "network", "nodes", "vips",
                                "corosync", "properties", "rsc_defaults", "op_defaults",
                                "resources", "probes", "agents", "shared_volumes", "openstack",
-                               "haproxy"},
+                               "haproxy", "fencing"},
                     {"name", "network", "nodes"})
     name = c.ident(top["name"], "name", NAME)
     subnet = _subnet(c, top["network"])
@@ -391,10 +407,16 @@ def parse(data, source: str = "<topology>") -> Topology:
         if layer not in LAYERS:
             c.fail("image.layers", f"unknown layer {layer!r} (known: {', '.join(LAYERS)})")
     resources = _resources(c, top.get("resources") or {})
+    fencing = _fencing(c, top.get("fencing"), len(nodes))
+    properties = _flat(c, top.get("properties"), "properties")
+    if fencing is not None:
+        if properties.get("stonith-enabled", "true") != "true":
+            c.fail("properties.stonith-enabled", "contradicts the fencing section (remove one of them)")
+        properties = {**properties, **fencing.properties()}
     topo = Topology(
         name=name, source=source, subnet=str(subnet), nodes=nodes, vips=vips,
         corosync=_corosync(c, top.get("corosync") or {}, len(nodes)), layers=layers,
-        properties=_flat(c, top.get("properties"), "properties"),
+        properties=properties, fencing=fencing,
         rsc_defaults=_flat(c, top.get("rsc_defaults"), "rsc_defaults"),
         op_defaults=_flat(c, top.get("op_defaults"), "op_defaults"),
         resources=resources, http_checks=_http_checks(c, top.get("probes") or {}, vips),
@@ -577,6 +599,27 @@ def _corosync(c: _Ctx, raw, n_nodes: int) -> Corosync:
     if two_node and n_nodes != 2:
         c.fail("corosync.two_node", f"two_node needs exactly 2 nodes, topology has {n_nodes}")
     return Corosync(transport, token, consensus, two_node)
+
+
+FENCE_DEVICES = ("docker",)
+
+
+def _fencing(c: _Ctx, raw, n_nodes: int) -> Fencing | None:
+    if raw is None:
+        return None
+    raw = c.mapping(raw, "fencing", {"device", "delay_max", "priority_delay", "timeout"}, {"device"})
+    if raw["device"] not in FENCE_DEVICES:
+        c.fail("fencing.device", f"{raw['device']!r} is not supported ({', '.join(FENCE_DEVICES)})")
+    values = {}
+    for key, low in (("delay_max", 0), ("priority_delay", 0), ("timeout", 10)):
+        v = raw.get(key, getattr(Fencing, key))
+        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+            c.fail(f"fencing.{key}", f"{v!r} must be a whole number of seconds >= {low}")
+        values[key] = v
+    if n_nodes == 2 and not (values["delay_max"] or values["priority_delay"]):
+        c.fail("fencing", "a 2-node cluster needs delay_max or priority_delay: else both nodes "
+                          "fence each other at once")
+    return Fencing(raw["device"], **values)
 
 
 def _flat(c: _Ctx, raw, key: str) -> dict:

@@ -118,6 +118,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def memory_bytes(self, node: str) -> int | None: ...
 
+    def fence_device(self) -> tuple[str, dict]:
+        """(stonith agent, its params) that fence this run's nodes and nothing else; sets up
+        whatever the device needs on the host and in the nodes."""
+        raise BackendError(f"the {self.name} backend cannot fence nodes")
+
     def describe(self) -> dict:
         """Where the cluster is and how to reach it (for `up` and reports)."""
         return {"backend": self.name, "run_id": self.run_id}

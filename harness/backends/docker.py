@@ -240,6 +240,26 @@ class DockerBackend(Backend):
                     return int((base / usage_file).read_text()) - int(values.get(inactive, 0))
         return None
 
+    # ------------------------------------------------------------ fencing
+    FENCE_DIR = "/etc/ha-harness/fence"
+
+    def fence_device(self) -> tuple[str, dict]:
+        """fence_docker in the nodes, through this run's fence gate on the bridge's gateway
+        (started here if needed; the nodes get its CA and client certificate)."""
+        from .fencegate import PORT, ensure_gate
+        net = self.cli.networks.get(self.network_name)
+        gateway = net.attrs["IPAM"]["Config"][0]["Gateway"]
+        certs = ensure_gate(self.run_id, gateway)
+        for node in self.topology.nodes:
+            for path in (certs.ca, certs.client, certs.client_key):
+                self.copy(node.name, path.read_bytes(), f"{self.FENCE_DIR}/{path.name}", mode=0o600)
+        api = self.cli.version()["ApiVersion"]
+        host_map = ";".join(f"{n.name}:{self.container_name(n.name)}" for n in self.topology.nodes)
+        return "stonith:fence_docker", {
+            "ip": gateway, "ipport": str(PORT), "ssl_secure": "1", "api_version": api,
+            "tlscacert": f"{self.FENCE_DIR}/{certs.ca.name}", "tlscert": f"{self.FENCE_DIR}/{certs.client.name}",
+            "tlskey": f"{self.FENCE_DIR}/{certs.client_key.name}", "pcmk_host_map": host_map}
+
     def describe(self) -> dict:
         return {**super().describe(), "network": self.network_name, "subnet": self.topology.subnet,
                 "nodes": {n.name: {"container": self.container_name(n.name), "ip": n.ip}
@@ -252,9 +272,14 @@ class DockerBackend(Backend):
 def remove_run(cli, run_id: str | None) -> list[str]:
     """Remove the containers and networks of one run (or of every run if run_id is None)."""
     label = RUN_LABEL if run_id is None else f"{RUN_LABEL}={run_id}"
+    from .fencegate import GATE_DIR, stop_gate
     if run_id is not None:
         unmark_kept(run_id)
     removed = []
+    gates = [run_id] if run_id is not None else [p.name for p in GATE_DIR.glob("*") if p.is_dir()]
+    for rid in gates:
+        if stop_gate(rid):
+            removed.append(f"fence gate {rid}")
     for c in cli.containers.list(all=True, filters={"label": label}):
         c.remove(force=True, v=True)
         removed.append(f"container {c.name}")

@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
+import shutil
+import signal
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -32,6 +36,7 @@ from pathlib import Path
 from ..labels import RUN_LABEL
 
 DOCKER_SOCK = "/var/run/docker.sock"
+GATE_DIR = Path("/run/ha-harness/fence")     # per run: certificates, pid, request log
 PORT = 2376                      # Docker's TLS port; one gate per run, each on its own gateway address
 LIST = re.compile(r"^/v(?P<api>[0-9.]+)/containers/json$")
 INSPECT = re.compile(r"^/v(?P<api>[0-9.]+)/containers/(?P<ref>[A-Za-z0-9_.-]+)/json$")
@@ -67,13 +72,19 @@ class Decision:
 
 @dataclass
 class GateLog:
-    """Every request with its decision: what the harness reads as fencing stages."""
+    """Every request with its decision: what the harness reads as fencing stages (also
+    appended to `path` as JSON lines when the gate runs as its own process)."""
     entries: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    path: Path | None = None
 
     def add(self, **entry) -> None:
+        entry = {"t": time.time(), **entry}
         with self.lock:
-            self.entries.append({"t": time.time(), **entry})
+            self.entries.append(entry)
+            if self.path is not None:
+                with self.path.open("a") as f:
+                    f.write(json.dumps(entry) + "\n")
 
     def since(self, t: float) -> list[dict]:
         with self.lock:
@@ -81,10 +92,11 @@ class GateLog:
 
 
 class FenceGate:
-    def __init__(self, run_id: str, bind_ip: str, certs: "Certs", port: int = PORT, sock: str = DOCKER_SOCK):
+    def __init__(self, run_id: str, bind_ip: str, certs: "Certs", port: int = PORT, sock: str = DOCKER_SOCK,
+                 log_path: Path | None = None):
         self.run_id, self.bind_ip, self.port, self.sock = run_id, bind_ip, port, sock
         self.certs = certs
-        self.log = GateLog()
+        self.log = GateLog(path=log_path)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -209,3 +221,82 @@ def make_certs(directory: Path, run_id: str, server_ip: str, days: int = 7) -> C
     for p in directory.iterdir():
         p.chmod(0o600)
     return c
+
+
+# ---------------------------------------------------------------- the gate as a process of its own
+# It must outlive the command that brought the run up (a kept cluster still fences), and go
+# with the run: `down`/gc stop it.
+
+def gate_dir(run_id: str) -> Path:
+    return GATE_DIR / run_id
+
+
+def _pid(run_id: str) -> int | None:
+    try:
+        pid = int((gate_dir(run_id) / "pid").read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if run_id.encode() in cmdline else None
+
+
+def ensure_gate(run_id: str, gateway: str, timeout: float = 15) -> Certs:
+    """The run's gate, started if it is not running; returns its certificates."""
+    d = gate_dir(run_id)
+    certs = Certs(d)
+    if _pid(run_id) is not None:
+        return certs
+    if not certs.client.exists():
+        make_certs(d, run_id, gateway)
+    with (d / "gate.log").open("a") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "harness.backends.fencegate", run_id, gateway, str(d)],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    (d / "pid").write_text(str(proc.pid))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            socket.create_connection((gateway, PORT), timeout=1).close()
+            return certs
+        except OSError:
+            time.sleep(0.2)
+    tail = (d / "gate.log").read_text()[-400:].strip()
+    raise RuntimeError(f"fence gate of run {run_id} did not start on {gateway}:{PORT}: {tail or 'no output'}")
+
+
+def stop_gate(run_id: str) -> bool:
+    """Stop the run's gate and forget its certificates; True if one was running."""
+    pid = _pid(run_id)
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pid = None
+    shutil.rmtree(gate_dir(run_id), ignore_errors=True)
+    return pid is not None
+
+
+def requests_since(run_id: str, t: float) -> list[dict]:
+    """The gate's request log (from its own process) since epoch `t`."""
+    try:
+        lines = (gate_dir(run_id) / "requests.jsonl").read_text().splitlines()
+    except OSError:
+        return []
+    return [e for e in map(json.loads, lines) if e["t"] >= t]
+
+
+def main(argv: list[str]) -> None:
+    run_id, gateway, directory = argv
+    gate = FenceGate(run_id, gateway, Certs(Path(directory)), log_path=Path(directory) / "requests.jsonl")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    with gate:
+        print(f"fence gate of run {run_id} on {gateway}:{PORT}", flush=True)
+        stop.wait()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
