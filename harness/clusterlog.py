@@ -25,6 +25,9 @@ _RULES = [
     (re.compile(r"Result of monitor operation for (\S+) on (\S+): (?!ok)(.*)"), "{0} monitor on {1} failed: {2}"),
     (re.compile(r"Transition (\d+) \(Complete=(\d+).*\): (Complete|Stopped|Terminated)"),
      "transition {0} {2} ({1} actions)"),
+    # fencing, as the controller and the fencer report it
+    (re.compile(r"Requesting fencing \((\w+)\) (?:of node |targeting (?:node )?)(\S+)"), "fencing requested: {0} {1}"),
+    (re.compile(r"(?:Peer|Node) (\S+) was (?:terminated|fenced) \((\w+)\) by (\S+)"), "fencing done: {0} ({1}) by {2}"),
     # the controller runs fewer actions at once while the load is high (load-threshold); on one
     # host the nodes see the host's load, so this explains slow recoveries on a small machine
     (re.compile(r"High CPU load detected: ([\d.]+)"), "pacemaker: throttling actions, CPU load {0}"),
@@ -103,5 +106,10 @@ def collect(cluster, history, since: float, until: float) -> list[dict]:
     for node in cluster.running_nodes():
         r = cluster.backend.exec(node, journal_command(lo, hi), check=False, timeout=60)
         found += parse_journal(r.out, node)
-    return [history.record("clusterlog", t=s.wall - history.t0_wall, node=s.node, source=s.source, stage=s.stage)
-            for s in merge(found) if lo <= s.wall <= hi]
+    events = [history.record("clusterlog", t=s.wall - history.t0_wall, node=s.node, source=s.source, stage=s.stage)
+              for s in merge(found) if lo <= s.wall <= hi]
+    # what the fence device itself did (host clock, like the journals)
+    for wall, stage in cluster.backend.fence_events(lo, hi):
+        events.append(history.record("clusterlog", t=wall - history.t0_wall, node="host", source="fence",
+                                     stage=stage))
+    return events

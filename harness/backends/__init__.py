@@ -123,6 +123,10 @@ class Backend(abc.ABC):
         whatever the device needs on the host and in the nodes."""
         raise BackendError(f"the {self.name} backend cannot fence nodes")
 
+    def fence_events(self, since_wall: float, until_wall: float) -> list[tuple[float, str]]:
+        """(epoch, what) of every power action the fence device carried out or refused."""
+        return []
+
     def describe(self) -> dict:
         """Where the cluster is and how to reach it (for `up` and reports)."""
         return {"backend": self.name, "run_id": self.run_id}

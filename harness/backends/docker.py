@@ -260,6 +260,18 @@ class DockerBackend(Backend):
             "tlscacert": f"{self.FENCE_DIR}/{certs.ca.name}", "tlscert": f"{self.FENCE_DIR}/{certs.client.name}",
             "tlskey": f"{self.FENCE_DIR}/{certs.client_key.name}", "pcmk_host_map": host_map}
 
+    def fence_events(self, since_wall: float, until_wall: float) -> list[tuple[float, str]]:
+        from .fencegate import requests_since
+        nodes = {self.container_name(n.name): n.name for n in self.topology.nodes}
+        out = []
+        for e in requests_since(self.run_id, since_wall):
+            if e["method"] != "POST" or e["t"] > until_wall:
+                continue
+            ref, action = e["path"].rsplit("/", 2)[-2:]
+            verdict = "done" if e["status"] < 300 else f"REFUSED (HTTP {e['status']})"
+            out.append((e["t"], f"fence device: {action} {nodes.get(ref, ref)} {verdict}"))
+        return out
+
     def describe(self) -> dict:
         return {**super().describe(), "network": self.network_name, "subnet": self.topology.subnet,
                 "nodes": {n.name: {"container": self.container_name(n.name), "ip": n.ip}
