@@ -422,13 +422,20 @@ class Nemesis:
     def restore_node(self, node: str) -> None:
         """Boot a node if it is down and start its cluster stack; it then rejoins."""
         backend = self.cluster.backend
-        backend.unpause(node) if backend.is_running(node) else backend.start(node)
+        state = backend.power_state(node)
+        if state == "paused":
+            backend.unpause(node)
+        elif state == "stopped":
+            backend.start(node)
         self.provisioner.start_stack(node)
         self.cluster.expected_down.discard(node)
 
     def ensure_stack(self, node: str, unit: str) -> None:
         # Pacemaker restarts the services it manages; the cluster stack itself needs us.
-        if unit in CLUSTER_STACK or unit.startswith("pacemaker"):
+        # A node fenced meanwhile (stonith-action=off) is booted first.
+        if self.cluster.backend.power_state(node) == "stopped":
+            self.restore_node(node)
+        elif unit in CLUSTER_STACK or unit.startswith("pacemaker"):
             self.provisioner.start_stack(node)
 
     # the fault API
@@ -486,9 +493,24 @@ class Nemesis:
                 if fault in self._active:
                     self._active.remove(fault)
             healed.append(fault.id)
+        try:
+            self.restore_fenced()
+        except Exception as e:
+            errors.append(f"restoring fenced nodes: {type(e).__name__}: {e}")
         if errors:
             raise FaultError("; ".join(errors))
         return healed
+
+    def restore_fenced(self) -> list[str]:
+        """Boot the nodes the cluster fenced off (stonith-action=off) during the faults, as
+        an operator would once the cause is gone; returns them."""
+        if self.cluster.topology.fencing is None:
+            return []
+        fenced = [n for n in self.cluster.node_names if self.cluster.backend.power_state(n) == "stopped"]
+        for node in fenced:
+            self.history.record("note", text=f"{node} was fenced off: booted again with its cluster stack")
+            self.restore_node(node)
+        return fenced
 
     def verify_healed(self) -> list[str]:
         """Check every node for leftovers of the faults; the check goes into the history."""

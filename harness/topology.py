@@ -53,7 +53,9 @@ class Fencing:
     timeout: int = 60                 # stonith-timeout (s)
 
     def properties(self) -> dict:
-        props = {"stonith-enabled": "true", "stonith-timeout": f"{self.timeout}s"}
+        # off, not reboot: a fenced node stays down until the scenario's heal boots it, as a
+        # killed node does (a reboot would boot it without its cluster stack)
+        props = {"stonith-enabled": "true", "stonith-timeout": f"{self.timeout}s", "stonith-action": "off"}
         if self.priority_delay:
             props["priority-fencing-delay"] = f"{self.priority_delay}s"
         return props
