@@ -1,10 +1,12 @@
-"""ha-harness (python -m harness) validate|up|status|shell|logs|down|gc|host|images|report|job|job-summary"""
+"""ha-harness (python -m harness) validate|topologies|up|status|shell|logs|down|gc|host|images|report|job|job-summary"""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 import time
+
+import yaml
 
 from . import hostprep, ownership, topology as topo_mod
 from .ownership import RunBusy, RunLock
@@ -26,6 +28,18 @@ def cmd_validate(args):
     t = _load(args.topology)
     print(f"{t.source}: ok ({len(t.nodes)} nodes, {len(t.vips)} VIPs, "
           f"{len(t.resources.primitives)} primitives, subnet {t.subnet})")
+
+
+def cmd_topologies(args):
+    """List the shipped topologies, or print one (a starting point for a file of your own)."""
+    if not args.name:
+        for name in topo_mod.shipped_names():
+            raw = yaml.safe_load((topo_mod.SHIPPED / f"{name}.yaml").read_text())
+            print(f"{name:18} {raw.get('description', '')}")
+        return
+    if args.name not in topo_mod.shipped_names():
+        _fail(f"{args.name}: no shipped topology of that name (known: {', '.join(topo_mod.shipped_names())})")
+    sys.stdout.write((topo_mod.SHIPPED / f"{args.name}.yaml").read_text())
 
 
 def cmd_host(args):
@@ -367,6 +381,9 @@ def main(argv=None):
     s = sub.add_parser("validate", help="check a topology file")
     s.add_argument("topology")
     s.set_defaults(fn=cmd_validate)
+    s = sub.add_parser("topologies", help="list the shipped topologies, or print one to start a file of your own")
+    s.add_argument("name", nargs="?")
+    s.set_defaults(fn=cmd_topologies)
     s = sub.add_parser("host", help="check or prepare this host (Docker engine, debootstrap)")
     s.add_argument("action", choices=["check", "prepare"])
     s.set_defaults(fn=cmd_host)

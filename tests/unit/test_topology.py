@@ -196,3 +196,16 @@ def test_fencing_section_errors_are_one_line(fencing, props, message):
     data["fencing"] = fencing
     with pytest.raises(TopologyError, match=message):
         topology.parse(data, "<t>")
+
+
+def test_the_cli_lists_and_prints_shipped_topologies(capsys):
+    from harness import cli
+    cli.main(["topologies"])
+    listed = capsys.readouterr().out.split("\n")
+    assert any(line.startswith("os-aa-2node ") for line in listed)
+    cli.main(["topologies", "ha-2node"])
+    printed = capsys.readouterr().out
+    assert topology.parse(yaml.safe_load(printed)).name == "ha-2node"   # a valid starting point
+    with pytest.raises(SystemExit) as e:
+        cli.main(["topologies", "nope"])
+    assert e.value.code == 2 and "no shipped topology" in capsys.readouterr().err
