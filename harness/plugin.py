@@ -196,12 +196,12 @@ def schedule_seed(request, pytestconfig) -> int:
     (same test, same plan on any machine)."""
     from .schedule import seed_for
     seed = pytestconfig.getoption("--schedule-seed")
-    return seed_for(request.node.nodeid) if seed is None else seed
+    return seed_for(test_id(request.node)) if seed is None else seed
 
 
 @pytest.fixture
 def history(request, topology):
-    return History(request.node.nodeid, {"topology": topology.name, "test": request.node.nodeid})
+    return History(test_id(request.node), {"topology": topology.name, "test": test_id(request.node)})
 
 
 @pytest.fixture
@@ -232,10 +232,10 @@ def scenario(request, pytestconfig, cluster, cluster_run, history, nemesis, run_
         reset = None
         if problems:
             reset = _reset(request, cluster_run, history, sc, "; ".join(problems))
-        hist_path = history.save(run_dir / "histories" / f"{_slug(request.node.nodeid)}.jsonl")
+        hist_path = history.save(run_dir / "histories" / f"{_slug(test_id(request.node))}.jsonl")
         for line in sc.summary_lines():
             print(line)
-        state(pytestconfig).results.append({"test": request.node.nodeid, "history": str(hist_path),
+        state(pytestconfig).results.append({"test": test_id(request.node), "history": str(hist_path),
                                             "results": sc.results, "phases": _phases(request, sc)})
         from .report.session import junit_properties
         request.node.user_properties += junit_properties(sc.results)
@@ -304,7 +304,7 @@ def _reset(request, cluster_run, history, sc, reason: str):
     from .reset import ClusterReset
     config = request.config
     # the evidence first: a node restart or re-provision loses the journals
-    dest = state(config).run_dir / "logs" / f"{_slug(request.node.nodeid)}-before-reset"
+    dest = state(config).run_dir / "logs" / f"{_slug(test_id(request.node))}-before-reset"
     try:
         missing = nodelogs.evidence(cluster_run.backend, cluster_run.cluster.running_nodes(),
                                     request.node.stash.get(STARTED, time.time() - 600), dest)
@@ -314,7 +314,7 @@ def _reset(request, cluster_run, history, sc, reason: str):
     except Exception as e:
         print(f"node logs before the reset not collected: {type(e).__name__}: {e}")
     with sc.phase("reset"):
-        record = ClusterReset(cluster_run, log=progress(config))(request.node.nodeid, reason, history)
+        record = ClusterReset(cluster_run, log=progress(config))(test_id(request.node), reason, history)
     state(config).resets.append(record)
     if not record.ok:
         state(config).reset_failed = record.line()
@@ -333,6 +333,17 @@ def _judge_damage(request, problems, reset) -> None:
         return
     if problems and call is not None and call.passed and not hasattr(call, "wasxfail"):
         pytest.fail("post-scenario: " + "; ".join(problems) + f" [{reset.line()}]", pytrace=False)
+
+
+def test_id(node) -> str:
+    """The node id, with the module spelled out when pytest leaves it empty (scenarios collected
+    with --pyargs from an installed package: '::test_x'), so that an installed run names its
+    scenarios as a checkout's run does and two modules' tests of one name never share a history."""
+    nodeid = node.nodeid
+    module = getattr(node, "module", None)
+    if nodeid.startswith("::") and module is not None:
+        return module.__name__.replace(".", "/") + ".py" + nodeid
+    return nodeid
 
 
 def _slug(nodeid: str) -> str:
@@ -389,7 +400,7 @@ def _attach_node_logs(item, report) -> None:
     if run is None or run.cluster is None or since is None:
         return
     from . import nodelogs
-    dest = state(item.config).run_dir / "logs" / _slug(item.nodeid)
+    dest = state(item.config).run_dir / "logs" / _slug(test_id(item))
     try:
         missing = nodelogs.evidence(run.backend, run.cluster.running_nodes(), since, dest)
         report.sections.append(("node logs", f"full logs, CIB and crm_report archives: {dest}\n"
@@ -404,7 +415,7 @@ def _attach_node_logs(item, report) -> None:
 def pytest_collection_finish(session):
     config = session.config
     st = state(config)
-    st.cluster_tests = [i.nodeid for i in session.items if "cluster_run" in getattr(i, "fixturenames", ())]
+    st.cluster_tests = [test_id(i) for i in session.items if "cluster_run" in getattr(i, "fixturenames", ())]
     if st.junit_auto and (not st.cluster_tests or config.option.collectonly):
         # Unit-only or collect-only session: no run directory, so no junit.xml in one. The
         # junitxml plugin registers its writer without a name: found by its class, parked
@@ -441,7 +452,7 @@ def pytest_runtest_setup(item):
     """After a reset that failed, the remaining cluster scenarios are not run (and not
     reported as failures of their own)."""
     st = state(item.config)
-    if st.reset_failed and item.nodeid in st.cluster_tests:
+    if st.reset_failed and test_id(item) in st.cluster_tests:
         pytest.skip(f"not run: {st.reset_failed}")
 
 
@@ -449,18 +460,18 @@ def pytest_runtest_setup(item):
 def pytest_runtest_protocol(item, nextitem):
     """A line when each cluster scenario starts and ends, with its elapsed time."""
     st = state(item.config)
-    if item.nodeid not in st.cluster_tests:
+    if test_id(item) not in st.cluster_tests:
         return (yield)
     st.log = st.log or progress(item.config)
-    n, total = st.cluster_tests.index(item.nodeid) + 1, len(st.cluster_tests)
-    st.log(f"scenario {n}/{total} start: {item.nodeid}")
+    n, total = st.cluster_tests.index(test_id(item)) + 1, len(st.cluster_tests)
+    st.log(f"scenario {n}/{total} start: {test_id(item)}")
     started = time.monotonic()
     item.stash[STARTED] = time.time()
     try:
         return (yield)
     finally:
-        outcome = st.outcomes.get(item.nodeid, {}).get("outcome", "not run")
-        st.log(f"scenario {n}/{total} {outcome} in {time.monotonic() - started:.1f}s: {item.nodeid}")
+        outcome = st.outcomes.get(test_id(item), {}).get("outcome", "not run")
+        st.log(f"scenario {n}/{total} {outcome} in {time.monotonic() - started:.1f}s: {test_id(item)}")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -472,13 +483,13 @@ def pytest_runtest_makereport(item, call):
         item.stash[CALL_REPORT] = report
     elif call.when == "setup":
         item.stash[SETUP_S] = report.duration
-    if item.nodeid in st.cluster_tests:
+    if test_id(item) in st.cluster_tests:
         from .report.session import record_outcome
         record_outcome(st.outcomes, report)
         if call.when == "call" and report.failed:
             _attach_node_logs(item, report)
     if call.when == "teardown" and config.getoption("htmlpath", None):
-        entry = next((e for e in st.results if e["test"] == item.nodeid), None)
+        entry = next((e for e in st.results if e["test"] == test_id(item)), None)
         if entry:
             # pytest-html: the scenario's figures and timeline in its row.
             from pytest_html import extras

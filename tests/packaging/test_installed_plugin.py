@@ -43,6 +43,8 @@ def test_a_directory_with_only_a_topology_file_runs_the_stock_node_scenarios(tmp
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     results = json.loads(next((tmp_path / "reports").glob("*-scratch-2node/results.json")).read_text())
     assert results["run"]["topology"] == "scratch-2node"
+    # named as a checkout's run names them (pytest leaves the module out under --pyargs)
+    assert all(s["test"].startswith("harness/scenarios/test_node_failures.py::") for s in results["scenarios"])
     outcomes = {s["test"].split("::")[-1]: s["outcome"] for s in results["scenarios"]}
     assert outcomes == {"test_kill_vip_holder_moves_vip_to_survivor": "passed",
                         "test_killed_node_rejoins_and_cluster_settles": "passed"}, outcomes
