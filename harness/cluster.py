@@ -71,6 +71,19 @@ class Cluster:
             last = f"crm_mon on {n} failed: {(r.err or r.out).strip()[:200]}"
         raise ClusterError(last)
 
+    def wait_fencing_settled(self, node: str, timeout: float) -> None:
+        """Until no other node's view has `node` unclean, i.e. no fencing of it is pending."""
+        def check():
+            for other in (n for n in self.running_nodes() if n != node):
+                try:
+                    seen = self.state(node=other).nodes.get(node)
+                except ClusterError:
+                    continue
+                if seen is not None and seen.unclean:
+                    return False, f"{other} still fences {node} (unclean)"
+            return True, None
+        poll(check, timeout, what=f"fencing of {node} done")
+
     def any_online_node(self) -> str:
         return self.view()[0]
 

@@ -128,7 +128,7 @@ class NodeFreeze(Fault):
         self.backend.pause(self.target)
 
     def _heal(self):
-        self.backend.unpause(self.target)
+        self.nemesis.restore_node(self.target)     # thawed, or booted if it was fenced off
 
 
 class NodeStandby(Fault):
@@ -420,8 +420,14 @@ class Nemesis:
         return self.exec(self.cluster.any_online_node(), cmd)
 
     def restore_node(self, node: str) -> None:
-        """Boot a node if it is down and start its cluster stack; it then rejoins."""
+        """Boot a node if it is down and start its cluster stack; it then rejoins. On a fenced
+        cluster first let a pending fencing of it finish: a node booted while the survivors
+        still fence it is killed again (seen: a killed node booted 1 s after its loss was
+        noticed was powered off by the fencing already under way, and never rejoined)."""
         backend = self.cluster.backend
+        fencing = self.cluster.topology.fencing
+        if fencing is not None:
+            self.cluster.wait_fencing_settled(node, timeout=fencing.timeout + fencing.delay_max + 30)
         state = backend.power_state(node)
         if state == "paused":
             backend.unpause(node)
