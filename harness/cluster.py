@@ -72,14 +72,17 @@ class Cluster:
         raise ClusterError(last)
 
     def wait_fencing_settled(self, node: str, timeout: float) -> None:
-        """Until no other node's view has `node` unclean, i.e. no fencing of it is pending."""
+        """Until no other node's view has `node` unclean, i.e. no fencing of it is pending.
+        A view without quorum cannot fence (seen: a 2-node survivor that had just booted and
+        never saw its peer, wait_for_all): booting the node is then what lets it recover."""
         def check():
             for other in (n for n in self.running_nodes() if n != node):
                 try:
-                    seen = self.state(node=other).nodes.get(node)
+                    view = self.state(node=other)
                 except ClusterError:
                     continue
-                if seen is not None and seen.unclean:
+                seen = view.nodes.get(node)
+                if seen is not None and seen.unclean and view.quorum:
                     return False, f"{other} still fences {node} (unclean)"
             return True, None
         poll(check, timeout, what=f"fencing of {node} done")
