@@ -197,8 +197,11 @@ def _backend_of(run_id: str):
 
 def cmd_shell(args):
     """A shell (or one command) on a node of a run: the backend says how to log in."""
+    if len(args.target) > 2:
+        _fail(f"shell takes [RUN] NODE, got {' '.join(args.target)!r} (a command goes after --)")
+    run_arg, args.node = (args.target[0] if len(args.target) == 2 else args.run_id), args.target[-1]
     _ready()
-    run_id = _pick_run(args.run_id)
+    run_id = _pick_run(run_arg)
     backend = _backend_of(run_id)
     names = [n.name for n in backend.topology.nodes]
     if args.node not in names:
@@ -408,7 +411,7 @@ def main(argv=None):
     s.add_argument("--force", action="store_true", help="even while another command uses the run")
     s.set_defaults(fn=cmd_down)
     s = sub.add_parser("shell", help="a shell on a node of a run; a command after `--` runs there instead")
-    s.add_argument("node")
+    s.add_argument("target", nargs="+", metavar="[RUN] NODE")
     s.add_argument("--run", dest="run_id", help="the run (default: the only one)")
     s.set_defaults(fn=cmd_shell)
     s = sub.add_parser("logs", help="journals, service logs, CIB, crm_mon and crm_report of a run's nodes "
