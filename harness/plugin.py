@@ -485,7 +485,7 @@ def pytest_runtest_makereport(item, call):
         item.stash[SETUP_S] = report.duration
     if test_id(item) in st.cluster_tests:
         from .report.session import record_outcome
-        record_outcome(st.outcomes, report)
+        record_outcome(st.outcomes, report, test_id(item))
         if call.when == "call" and report.failed:
             _attach_node_logs(item, report)
     if call.when == "teardown" and config.getoption("htmlpath", None):

@@ -59,10 +59,11 @@ def choose_run_dir(reports_dir: str | Path, topology_name: str) -> Path:
     return path
 
 
-def record_outcome(outcomes: dict, report) -> None:
-    """Fold one phase's pytest report into {nodeid: {"outcome", "duration_s", "message"}};
-    the outcome is passed, failed, error, skipped, xfailed or xpassed."""
-    o = outcomes.setdefault(report.nodeid, {"outcome": "passed", "duration_s": 0.0, "message": None})
+def record_outcome(outcomes: dict, report, test: str | None = None) -> None:
+    """Fold one phase's pytest report into {test: {"outcome", "duration_s", "message"}} (test:
+    the plugin's test id, else the report's node id); the outcome is passed, failed, error,
+    skipped, xfailed or xpassed."""
+    o = outcomes.setdefault(test or report.nodeid, {"outcome": "passed", "duration_s": 0.0, "message": None})
     o["duration_s"] = round(o["duration_s"] + report.duration, 3)
     xfail = getattr(report, "wasxfail", None)
     if report.failed:
