@@ -408,12 +408,17 @@ def parse(data, source: str = "<topology>") -> Topology:
     for layer in layers:
         if layer not in LAYERS:
             c.fail("image.layers", f"unknown layer {layer!r} (known: {', '.join(LAYERS)})")
+    for section in ("openstack", "haproxy"):
+        if top.get(section) is not None and "openstack" not in layers:
+            c.fail(section, "needs the openstack image layer (image.layers: [cluster, openstack])")
     resources = _resources(c, top.get("resources") or {})
     fencing = _fencing(c, top.get("fencing"), len(nodes))
     properties = _flat(c, top.get("properties"), "properties")
     if fencing is not None:
         if properties.get("stonith-enabled", "true") != "true":
             c.fail("properties.stonith-enabled", "contradicts the fencing section (remove one of them)")
+        for prop in sorted(set(fencing.properties()) & set(properties) - {"stonith-enabled"}):
+            c.fail(f"properties.{prop}", "is set by the fencing section (remove it here, or set it there)")
         properties = {**properties, **fencing.properties()}
     topo = Topology(
         name=name, source=source, subnet=str(subnet), nodes=nodes, vips=vips,
@@ -520,7 +525,7 @@ def _haproxy(c: _Ctx, raw, vips) -> Haproxy | None:
         if "check_port" in f and not _is_port(f["check_port"]):
             c.fail(f"{key}.check_port", f"{f['check_port']!r} is not a TCP port")
         fronts.append(Frontend(c.ident(f["name"], f"{key}.name", NAME), f["vip"], f["port"],
-                               f.get("mode", "http"), str(f.get("check_path", "/")), bool(f.get("one_active", False)),
+                               f.get("mode", "http"), str(f.get("check_path", "/")), _bool(c, f.get("one_active", False), f"{key}.one_active"),
                                f.get("check_port"), str(f["check"]) if "check" in f else None))
     if len({(f.vip, f.port) for f in fronts}) != len(fronts):
         c.fail("haproxy.frontends", "two frontends bind the same vip and port")
@@ -566,7 +571,7 @@ def _nodes(c: _Ctx, raw, subnet) -> tuple:
 
 
 def _vips(c: _Ctx, raw, subnet, node_ips: set) -> tuple:
-    vips, names = [], set()
+    vips, names, ips = [], set(), set()
     for i, v in enumerate(c.seq(raw, "vips")):
         key = f"vips[{i}]"
         v = c.mapping(v, key, {"name", "ip"}, {"name", "ip"})
@@ -577,7 +582,10 @@ def _vips(c: _Ctx, raw, subnet, node_ips: set) -> tuple:
             c.fail(f"{key}.ip", f"{ip} is already a node address")
         if name in names:
             c.fail(f"{key}.name", f"duplicate vip name {name!r}")
+        if str(ip) in ips:
+            c.fail(f"{key}.ip", f"duplicate address {ip}: two VIPs on one address")
         names.add(name)
+        ips.add(str(ip))
         vips.append(Vip(name, str(ip)))
     return tuple(vips)
 
@@ -633,6 +641,13 @@ def _flat(c: _Ctx, raw, key: str) -> dict:
     return {k: _crm_value(v) for k, v in raw.items()}
 
 
+def _bool(c: _Ctx, v, key: str) -> bool:
+    # a quoted "no" is a true string in Python: only YAML booleans are accepted
+    if not isinstance(v, bool):
+        c.fail(key, f"{v!r} must be true or false (unquoted)")
+    return v
+
+
 def _crm_value(v) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
@@ -650,12 +665,17 @@ def _agent(c: _Ctx, agent, key: str) -> str:
     return agent
 
 
+RESERVED_IDS = {"fence-nodes"}      # templates/cib.crm.j2
+
+
 def _resources(c: _Ctx, raw) -> Resources:
     raw = c.mapping(raw, "resources", {"primitives", "groups", "clones", "colocations", "orders"})
     ids: set[str] = set()
 
     def new_id(value, key):
         rid = c.ident(value, key)
+        if rid in RESERVED_IDS:
+            c.fail(key, f"{rid!r} is reserved: the harness's fence device has this id")
         if rid in ids:
             c.fail(key, f"duplicate resource/constraint id {rid!r}")
         ids.add(rid)
@@ -672,7 +692,7 @@ def _resources(c: _Ctx, raw) -> Resources:
                                {k: _flat(c, v, f"{key}.op.{k}") for k, v in ops.items()},
                                _flat(c, p.get("meta"), f"{key}.meta")))
     prim_ids = {p.id for p in prims}
-    groups = []
+    groups, grouped = [], {}
     for i, g in enumerate(c.seq(raw.get("groups"), "resources.groups")):
         key = f"resources.groups[{i}]"
         g = c.mapping(g, key, {"id", "members", "meta"}, {"id", "members"})
@@ -680,6 +700,9 @@ def _resources(c: _Ctx, raw) -> Resources:
         for m in members:
             if m not in prim_ids:
                 c.fail(f"{key}.members", f"{m!r} is not a primitive")
+            if m in grouped:
+                c.fail(f"{key}.members", f"{m!r} is already a member of group {grouped[m]!r}")
+            grouped[m] = g["id"]
         groups.append(Group(new_id(g["id"], f"{key}.id"), members, _flat(c, g.get("meta"), f"{key}.meta")))
     clonable = prim_ids | {g.id for g in groups}
     clones = []

@@ -122,6 +122,7 @@ def test_shipped_openstack_topologies_load(name):
 def with_haproxy(frontends, **extra):
     def mutate(d):
         d["haproxy"] = {"frontends": frontends, **extra}
+        d["image"] = {"layers": ["cluster", "openstack"]}
     return mutate
 
 
@@ -146,9 +147,36 @@ def test_active_active_needs_haproxy_and_known_layout():
     def aa(layout):
         def mutate(d):
             d["openstack"] = {"vip": "public", "layout": layout, "identity": "web"}
+            d["image"] = {"layers": ["cluster", "openstack"]}
         return mutate
     assert "openstack.layout: active-active needs a haproxy section" in error_of(aa("active-active"))
     assert "openstack.layout: 'hot-hot' is not active-passive or active-active" in error_of(aa("hot-hot"))
+
+
+def test_mistakes_the_parser_used_to_accept():
+    def two_vips_one_address(d):
+        d["vips"].append({"name": "admin", "ip": d["vips"][0]["ip"]})
+    assert "vips[1].ip: duplicate address 10.213.10.100" in error_of(two_vips_one_address)
+
+    def member_of_two_groups(d):
+        d["resources"]["groups"].append({"id": "g_other", "members": ["web"]})
+    assert "resources.groups[1].members: 'web' is already a member of group 'g_public'" in error_of(member_of_two_groups)
+
+    def fence_id(d):
+        d["resources"]["primitives"][1]["id"] = "fence-nodes"
+    assert "'fence-nodes' is reserved" in error_of(fence_id)
+
+    def openstack_without_layer(d):
+        d["openstack"] = {"vip": "public", "identity": "web"}
+    assert "openstack: needs the openstack image layer" in error_of(openstack_without_layer)
+
+    def fencing_and_property(d):
+        d["fencing"] = {"device": "docker", "delay_max": 5}
+        d["properties"] = {"stonith-timeout": "20s"}
+    assert "properties.stonith-timeout: is set by the fencing section" in error_of(fencing_and_property)
+
+    assert "haproxy.frontends[0].one_active: 'no' must be true or false" in error_of(
+        with_haproxy([{"name": "db", "vip": "public", "port": 3306, "mode": "tcp", "one_active": "no"}]))
 
 
 def test_topology_resolves_the_users_file_or_directory_before_shipped_names(tmp_path):
