@@ -342,6 +342,22 @@ class ServiceSignal(Fault):
         self.nemesis.ensure_stack(self.target, self.detail["unit"])
 
 
+class ServiceHang(Fault):
+    """SIGSTOP every process of a unit (master and workers): the PIDs live, the service answers
+    nothing; a monitor that only asks whether the process exists calls it healthy. Heal: SIGCONT."""
+    name = "service-hang"
+
+    def __init__(self, nemesis, node: str, unit: str):
+        super().__init__(nemesis, node, unit=unit)
+
+    def _apply(self):
+        self.nemesis.exec(self.target, ["systemctl", "kill", "--signal=SIGSTOP", self.detail["unit"]])
+
+    def _heal(self):
+        self.nemesis.exec(self.target, ["systemctl", "kill", "--signal=SIGCONT", self.detail["unit"]], check=False)
+        self.nemesis.ensure_stack(self.target, self.detail["unit"])
+
+
 # ---------------------------------------------------------------- resource faults
 
 class ResourceFail(Fault):
@@ -400,7 +416,7 @@ class ServiceFaults:
 
     def stop(self): return ServiceStop(self.n, self.node, self.unit).apply()
     def sigkill(self): return ServiceSignal(self.n, self.node, self.unit, signal.SIGKILL).apply()
-    def hang(self): return ServiceSignal(self.n, self.node, self.unit, signal.SIGSTOP).apply()
+    def hang(self): return ServiceHang(self.n, self.node, self.unit).apply()
 
 
 class Nemesis:

@@ -44,6 +44,7 @@ class SessionState:
     log: object = None
     resets: list = field(default_factory=list)       # ResetRecords
     reset_failed: str | None = None       # why the remaining scenarios are not run
+    agent_overrides: list = field(default_factory=list)   # agentpatch.AgentOverride
     parked_junit: object = None           # junitxml's writer, unregistered in a unit-only session
 
 
@@ -67,6 +68,15 @@ def pytest_addoption(parser):
                      "replays a plan a report printed")
     g.addoption("--recovery-target", type=float, default=checkers.DEFAULT_TARGET_S,
                 help="default recovery target per API in seconds (default: 120)")
+    g.addoption("--run-id", default=None,
+                help="name of the run (with --keep-cluster: the kept cluster to reuse or create; "
+                     "default keep-TOPOLOGY)")
+    g.addoption("--agent", action="append", default=[], metavar="ocf:PROVIDER:TYPE=PATH",
+                help="install this patched agent in place of the stock one on every node (repeatable)")
+    g.addoption("--agents", action="append", default=[], metavar="PROVIDER=DIR",
+                help="the topology's ocf:PROVIDER agents from a checkout (DIR/PROVIDER/*) or a provider directory")
+    g.addoption("--no-agent-gate", action="store_true",
+                help="skip ocf-tester on patched agents before the scenarios (the gate runs by default)")
 
 
 @pytest.hookimpl(tryfirst=True)      # before junitxml's pytest_configure reads xmlpath
@@ -140,15 +150,58 @@ def run_dir(pytestconfig, topology):
 
 
 @pytest.fixture(scope="session")
-def cluster_run(pytestconfig, topology, run_dir):
-    run = ClusterRun(topology, backend=pytestconfig.getoption("--backend"),
-                     keep=pytestconfig.getoption("--keep-cluster"), log=progress(pytestconfig))
-    state(pytestconfig).run = run
+def agent_overrides(pytestconfig, topology):
+    from . import agentpatch
+    try:
+        overrides = agentpatch.parse_overrides(pytestconfig.getoption("--agent"),
+                                               pytestconfig.getoption("--agents"), topology)
+    except agentpatch.AgentPatchError as e:
+        pytest.exit(f"invalid agent patch: {e}", returncode=4)
+    state(pytestconfig).agent_overrides = overrides
+    return overrides
+
+
+@pytest.fixture(scope="session")
+def cluster_run(pytestconfig, topology, run_dir, agent_overrides):
+    st, log = state(pytestconfig), progress(pytestconfig)
+    run = ClusterRun(topology, backend=pytestconfig.getoption("--backend"), run_id=pytestconfig.getoption("--run-id"),
+                     keep=pytestconfig.getoption("--keep-cluster"), log=log, agent_overrides=agent_overrides)
+    st.run = run
     try:
         run.up()
+        _read_facts(st, run)
+        if agent_overrides and not pytestconfig.getoption("--no-agent-gate"):
+            _agent_gate(st, run, log)
         yield run
     finally:
         run.down()
+
+
+def _read_facts(st, run) -> None:
+    """Packages and agent checksums, read now: the cluster is gone by sessionfinish."""
+    from .report.facts import cluster_facts
+    try:
+        st.facts = cluster_facts(run.backend, run.topology)
+    except Exception as e:       # facts are for the report; never fail the session for them
+        st.facts = {"fact_errors": [f"facts not collected: {type(e).__name__}: {e}"]}
+    sources = {o.agent: o.source for o in st.agent_overrides}
+    for a in st.facts.get("resource_agents") or ():
+        if a["agent"] in sources:
+            a["patched_from"] = sources[a["agent"]]
+
+
+def _agent_gate(st, run, log) -> None:
+    """ocf-tester on every patched agent before any fault: a patch that fails it stops here."""
+    from . import agentpatch
+    gate = agentpatch.gate(run.cluster, st.agent_overrides)
+    st.facts["agent_gate"] = [g.as_dict() for g in gate]
+    st.run_dir_used = True          # the gate's output goes into results.json
+    for g in gate:
+        log(g.line())
+    failed = [g for g in gate if not g.passed and not g.skipped]
+    if failed:
+        pytest.exit("agent gate failed: " + "; ".join(g.line() for g in failed)
+                    + f" (output in {st.run_dir / 'results.json'})", returncode=3)
 
 
 @pytest.fixture(scope="session")
@@ -167,14 +220,26 @@ def managed_services(topo) -> list[tuple[str, str]]:
     return found
 
 
+def hang_targets(topo) -> list[tuple[str, str]]:
+    """One service to hang: the first API checked over HTTP (what clients see), else the first
+    managed daemon; a hang is the same fault for every daemon, one per topology bounds the job."""
+    services = managed_services(topo)
+    params = {p.id: p.params for p in topo.resources.primitives}
+    checked = [s for s in services if params[s[0]].get("check_url")]
+    return (checked or services)[:1]
+
+
 def pytest_generate_tests(metafunc):
-    if "managed_service" in metafunc.fixturenames:
-        try:
-            topo = topo_mod.load_named(metafunc.config.getoption("--topology"))
-        except topo_mod.TopologyError:
-            return
-        services = managed_services(topo)
-        metafunc.parametrize("managed_service", services, ids=[rid for rid, _ in services])
+    wanted = [f for f in ("managed_service", "hung_service") if f in metafunc.fixturenames]
+    if not wanted:
+        return
+    try:
+        topo = topo_mod.load_named(metafunc.config.getoption("--topology"))
+    except topo_mod.TopologyError:
+        return
+    for name in wanted:
+        services = managed_services(topo) if name == "managed_service" else hang_targets(topo)
+        metafunc.parametrize(name, services, ids=[rid for rid, _ in services])
 
 
 @pytest.fixture
@@ -432,20 +497,6 @@ def pytest_unconfigure(config):
     st = config.stash.get(STATE, None)
     if st is not None and st.parked_junit is not None:
         config.pluginmanager.register(st.parked_junit)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(fixturedef, request):
-    value = yield
-    st = state(request.config)
-    if fixturedef.argname == "cluster_run" and st.facts is None and getattr(value, "cluster", None):
-        # Read packages and agent checksums now: the cluster is gone by sessionfinish.
-        from .report.facts import cluster_facts
-        try:
-            st.facts = cluster_facts(value.backend, value.topology)
-        except Exception as e:       # facts are for the report; never fail the session for them
-            st.facts = {"fact_errors": [f"facts not collected: {type(e).__name__}: {e}"]}
-    return value
 
 
 def pytest_runtest_setup(item):

@@ -52,6 +52,7 @@ class Provisioner:
         self.backend = backend
         self.log = log
         self.control_plane = None      # set when the topology has an OpenStack control plane
+        self.agent_overrides = []      # agentpatch.AgentOverride: patched agents in place of stock ones
 
     @property
     def topology(self):
@@ -98,6 +99,15 @@ class Provisioner:
                 self.backend.copy(node, path.read_bytes(), f"/usr/lib/ocf/resource.d/{provider}/{path.name}",
                                   mode=0o755)
         self._each(install)
+        self.apply_agent_overrides()
+
+    def apply_agent_overrides(self, nodes=None) -> None:
+        """Patched agents in place of the stock files; stock files back where no override
+        asks for a patch (a kept cluster reused by a stock session after a patched one)."""
+        from . import agentpatch
+        for node in nodes or [n.name for n in self.topology.nodes]:
+            for line in agentpatch.apply(self.backend, node, self.agent_overrides):
+                self.log(line)
 
     def bring_up(self, cluster: Cluster | None = None) -> Cluster:
         """Provision the nodes; `cluster` (re-provisioning) is the object scenarios already hold."""

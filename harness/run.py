@@ -34,7 +34,7 @@ def _sigterm_as_interrupt() -> None:
 
 class ClusterRun:
     def __init__(self, topology, backend: str = "docker", run_id: str | None = None,
-                 keep: bool = False, log=print, lock_wait: float = 60.0):
+                 keep: bool = False, log=print, lock_wait: float = 60.0, agent_overrides=()):
         self.keep = keep
         self.log = log
         self.run_id = run_id or (f"keep-{topology.name}" if keep else new_run_id())
@@ -43,6 +43,7 @@ class ClusterRun:
         self.lock = RunLock(self.run_id)
         self.lock_wait = lock_wait
         self.provisioner = Provisioner(self.backend, log=log)
+        self.provisioner.agent_overrides = list(agent_overrides)
         self.cluster: Cluster | None = None
         self.timings = Timings()
         self.reused = False
@@ -65,6 +66,7 @@ class ClusterRun:
                     self.backend.start(node.name)
                     self.provisioner.start_stack(node.name)
             self.cluster.wait_settled(timeout=300)
+            self.provisioner.apply_agent_overrides()
             if self.topology.openstack:
                 self.provisioner.reattach_openstack(self.cluster)
             mark_kept(self.run_id)

@@ -38,6 +38,13 @@ def ocf_agents(topology) -> list[dict]:
     return list(agents.values())
 
 
+def stock_path(agent: dict) -> str:
+    """Where agentpatch keeps the stock file of a replaced agent."""
+    from ..agentpatch import STOCK_DIR
+    _, provider, kind = agent["agent"].split(":", 2)
+    return f"{STOCK_DIR}/{provider}/{kind}"
+
+
 def parse_sha256sum(out: str) -> dict:
     """{path: hash} from `sha256sum` output."""
     sums = {}
@@ -55,10 +62,12 @@ def cluster_facts(backend, topology) -> dict:
         try:
             pkgs = parse_dpkg(backend.exec(node, DPKG_QUERY, timeout=30, check=False).out)
             if agents:
-                paths = " ".join(a["path"] for a in agents)
+                paths = " ".join(f"{a['path']} {stock_path(a)}" for a in agents)
                 sums = parse_sha256sum(backend.exec(node, f"sha256sum {paths}", timeout=30, check=False).out)
                 for a in agents:
                     a["sha256"] = sums.get(a["path"])
+                    if stock_path(a) in sums:         # a patched agent replaced this stock file
+                        a["stock_sha256"] = sums[stock_path(a)]
                     if a["sha256"] is None:
                         errors.append(f"{node}: no checksum for {a['path']}")
         except Exception as e:        # a dead node: try the next one

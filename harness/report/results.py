@@ -19,7 +19,8 @@ from . import recheck
 
 SCHEMA_VERSION = 1
 RUN_KEYS = ("topology", "backend", "run_id", "seed", "started_wall", "finished_wall", "exit_status",
-            "junit", "timings", "packages", "packages_node", "resource_agents", "host", "fact_errors", "resets")
+            "junit", "timings", "packages", "packages_node", "resource_agents", "host", "fact_errors", "resets",
+            "agent_gate")
 
 
 class ResultsError(ValueError):
@@ -49,6 +50,8 @@ def run_info(**fields) -> dict:
     run["resource_agents"] = run["resource_agents"] or []
     run["fact_errors"] = run["fact_errors"] or []
     run["resets"] = run["resets"] or []
+    if not run["agent_gate"]:          # only runs with patched agents have a gate
+        del run["agent_gate"]
     return run
 
 

@@ -7,6 +7,7 @@ from harness.report import facts
 
 TOPOLOGIES = Path(__file__).resolve().parents[2] / "harness" / "topologies"
 IPADDR2 = "/usr/lib/ocf/resource.d/heartbeat/IPaddr2"
+STOCK = "/var/lib/ha-harness/stock-agents/heartbeat/IPaddr2"     # kept by agentpatch when patched
 
 
 class Backend:
@@ -47,7 +48,17 @@ def test_cluster_facts_from_the_first_node_that_answers():
     assert f["packages"] == {"pacemaker": "2.1.5-1+deb12u1", "corosync": "3.1.7-1", "resource-agents": "1:4.12.0-2"}
     assert f["resource_agents"][0]["sha256"] == "ab" * 32
     assert f["fact_errors"] == ["node1: RuntimeError: container is not running", "node2: package crmsh not installed"]
-    assert (("node2", f"sha256sum {IPADDR2}")) in b.calls
+    assert (("node2", f"sha256sum {IPADDR2} {STOCK}")) in b.calls
+    assert "stock_sha256" not in f["resource_agents"][0]          # not patched: no stock copy kept
+
+
+def test_patched_agent_records_the_stock_hash():
+    class Patched(Backend):
+        def exec(self, node, cmd, timeout=60, check=True):
+            r = super().exec(node, cmd, timeout, check)
+            return ExecResult(1, r.out + f"{'cd' * 32}  {STOCK}\n", "") if cmd.startswith("sha256sum") else r
+    f = facts.cluster_facts(Patched(), topology.load(TOPOLOGIES / "ha-2node.yaml"))
+    assert f["resource_agents"][0]["sha256"] == "ab" * 32 and f["resource_agents"][0]["stock_sha256"] == "cd" * 32
 
 
 def test_host_facts_without_docker():
