@@ -1,4 +1,4 @@
-"""ha-harness (python -m harness) validate|topologies|up|status|shell|logs|down|gc|host|images|report|job|job-summary"""
+"""ha-harness (python -m harness) validate|topologies|up|status|shell|logs|down|gc|host|images|report|job|ab|job-summary"""
 from __future__ import annotations
 
 import argparse
@@ -309,9 +309,33 @@ def cmd_report_html(args):
 
 
 def cmd_report_compare(args):
+    from .report import abcompare
+    base, new = _report(abcompare.load_runs, args.base), _report(abcompare.load_runs, args.new)
+    if len(base) > 1 or len(new) > 1:
+        _report_compare_sides(args, base, new)
+    else:
+        _report_compare_two(args, base[0], new[0])
+
+
+def _report_compare_sides(args, base: list[dict], new: list[dict]):
+    """Several runs on a side: statistics per figure (abcompare); exit 1 on a regression."""
     from pathlib import Path
-    from .report import compare, results
-    base, new = _report(results.load, args.base), _report(results.load, args.new)
+    from .report import abcompare
+    if not 0.5 < args.confidence < 1:
+        _fail(f"--confidence {args.confidence}: between 0.5 and 1 (e.g. 0.95)")
+    cmp = abcompare.compare_sides(base, new, confidence=args.confidence, min_effect_s=args.min_effect)
+    print("\n".join([*cmp.notes, abcompare.text_table(cmp), abcompare.summary_line(cmp)]))
+    if args.json:
+        print(f"wrote {_report(abcompare.write_json, cmp, args.json)}")
+    if args.html:
+        _report(Path(args.html).write_text, abcompare.html_page(cmp, args.base, args.new))
+        print(f"wrote {args.html}")
+    sys.exit(1 if cmp.regressions() else 0)
+
+
+def _report_compare_two(args, base: dict, new: dict):
+    from pathlib import Path
+    from .report import compare
     rows = compare.compare(base, new, args.threshold_s, args.threshold_pct)
     for note in compare.notes(base, new):
         print(note)
@@ -323,6 +347,11 @@ def cmd_report_compare(args):
                                  compare.notes(base, new))
         _report(Path(args.html).write_text, page)
         print(f"wrote {args.html}")
+    if args.json:
+        import json
+        from dataclasses import asdict
+        _report(Path(args.json).write_text, json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+        print(f"wrote {args.json}")
     sys.exit(1 if compare.regressions(rows) else 0)
 
 
@@ -355,6 +384,19 @@ def cmd_job(args):
     sys.exit(code)
 
 
+def cmd_ab(args):
+    from . import ab
+    topology = args.topology or args.topology_opt
+    if not topology:
+        _fail("ab needs a topology (ab TOPOLOGY or --topology TOPOLOGY)")
+    try:
+        code = ab.main(topology, args.agent, args.agents, args.scenarios, args.repeat, args.confidence,
+                       args.min_effect, args.reports_dir, args.backend, args.keep_cluster, args.pytest_args)
+    except (ab.AbError, ab.JobError) as e:
+        _fail(str(e))
+    sys.exit(code)
+
+
 def cmd_job_summary(args):
     from .report import jobsummary
     records, meta = _report(jobsummary.records_from_dirs, args.dirs)
@@ -371,7 +413,7 @@ def cmd_job_summary(args):
 def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
     # `job T... -- ARGS`: everything after `--` goes to pytest untouched (argparse would
     # take it as more topologies); `shell NODE -- CMD`: the command to run on the node
-    if argv[:1] in (["job"], ["shell"]) and "--" in argv:
+    if argv[:1] in (["job"], ["shell"], ["ab"]) and "--" in argv:
         i = argv.index("--")
         return argv[:i], argv[i + 1:]
     return argv, []
@@ -432,13 +474,25 @@ def main(argv=None):
     r.add_argument("results", help="results.json (schema 1)")
     r.add_argument("--out", help="output file (default: report.html next to RESULTS)")
     r.set_defaults(fn=cmd_report_html)
-    r = rsub.add_parser("compare", help="what got worse or better; exit 1 on a regression beyond the thresholds")
+    r = rsub.add_parser("compare", help="what got worse or better; exit 1 on a regression beyond the thresholds",
+                        description="BASE and NEW are each a results.json, a run directory or a directory of run "
+                                    "directories. One run per side: figure against figure, with thresholds. "
+                                    "Several runs on a side: per figure medians, spread, an exact rank test and a "
+                                    "bootstrap interval (--confidence, --min-effect); a scenario passing on BASE "
+                                    "and failing on NEW is a regression whatever the timings.")
     r.add_argument("base")
     r.add_argument("new")
-    r.add_argument("--threshold-s", type=float, default=1.0, help="seconds a figure must grow by (default 1.0)")
-    r.add_argument("--threshold-pct", type=float, default=20.0, help="percent it must grow by, too (default 20)")
+    r.add_argument("--threshold-s", type=float, default=1.0,
+                   help="one run per side: seconds a figure must grow by (default 1.0)")
+    r.add_argument("--threshold-pct", type=float, default=20.0,
+                   help="one run per side: percent it must grow by, too (default 20)")
+    r.add_argument("--confidence", type=float, default=0.95,
+                   help="several runs: confidence of the rank test (default 0.95)")
+    r.add_argument("--min-effect", type=float, default=0.5,
+                   help="several runs: seconds the shift must reach to count as slower (default 0.5)")
+    r.add_argument("--json", help="also write every figure (and with several runs, every statistic) as JSON here")
     r.add_argument("--html", help="also write the comparison as HTML here")
-    r.add_argument("--all", action="store_true", help="also print unchanged figures")
+    r.add_argument("--all", action="store_true", help="one run per side: also print unchanged figures")
     r.set_defaults(fn=cmd_report_compare)
     r = rsub.add_parser("table", help="print the downtime per scenario and client probe (markdown)")
     r.add_argument("results", help="results.json (schema 1)")
@@ -462,6 +516,30 @@ def main(argv=None):
     s.add_argument("--reports-dir", default="reports",
                    help="the job writes DIR/job-<time>/ with one run directory per topology (default: reports)")
     s.set_defaults(fn=cmd_job)
+    s = sub.add_parser("ab", help="stock agents (A) against patched ones (B): the same scenarios N times each, "
+                                  "interleaved on one cluster, then one comparison with statistics",
+                       description="Validate a resource-agent patch: ocf-tester on each patched agent first, then "
+                                   "the selected scenarios REPEAT times per side in ABBA order on one cluster (the "
+                                   "patch installed in place of the stock file on every node), then a comparison "
+                                   "per scenario and figure: medians, spread, a rank test and a bootstrap interval, "
+                                   "and a verdict. Exit 1 on a regression (a scenario passing on A and failing on B, "
+                                   "or a slower figure). Arguments after `--` go to every pytest session.")
+    s.add_argument("topology", nargs="?")
+    s.add_argument("--topology", dest="topology_opt", metavar="TOPOLOGY", help="same as the positional argument")
+    s.add_argument("--agent", action="append", default=[], metavar="ocf:PROVIDER:TYPE=PATH",
+                   help="the patched agent (repeatable)")
+    s.add_argument("--agents", action="append", default=[], metavar="PROVIDER=DIR",
+                   help="the topology's ocf:PROVIDER agents from a checkout (DIR/PROVIDER/*) or a provider directory")
+    s.add_argument("-k", "--scenarios", metavar="EXPR", help="pytest -k expression choosing the scenarios (default: all)")
+    s.add_argument("--repeat", type=int, default=5, help="sessions per side (default 5: the fewest at which a "
+                                                         "full separation is significant at 0.95 with margin)")
+    s.add_argument("--confidence", type=float, default=0.95, help="confidence of the verdicts (default 0.95)")
+    s.add_argument("--min-effect", type=float, default=0.5,
+                   help="seconds a median shift must reach to count as slower/faster (default 0.5)")
+    s.add_argument("--reports-dir", default="reports", help="writes DIR/ab-<time>-<topology>/ (default: reports)")
+    s.add_argument("--backend", default="docker")
+    s.add_argument("--keep-cluster", action="store_true", help="leave the A/B cluster up afterwards")
+    s.set_defaults(fn=cmd_ab)
     s = sub.add_parser("job-summary", help="rebuild a job's summary from existing run directories (runs nothing)")
     s.add_argument("dirs", nargs="+", metavar="DIR",
                    help="a job directory, a run directory, or a directory of run directories")

@@ -146,8 +146,13 @@ def short(test: str) -> str:
 
 def text_table(rows: list[Row]) -> str:
     header = ("scenario", "fault", "metric", "base", "new", "change", "status")
-    cells = [header] + [(short(r.scenario), r.fault, r.metric, fmt(r.base), fmt(r.new), r.change, r.status)
-                        for r in rows]
+    return columns(header, [(short(r.scenario), r.fault, r.metric, fmt(r.base), fmt(r.new), r.change, r.status)
+                            for r in rows])
+
+
+def columns(header, rows) -> str:
+    """Plain-text table: every column padded to its widest cell."""
+    cells = [header, *rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
     return "\n".join("  ".join(c[i].ljust(widths[i]) for i in range(len(header))).rstrip() for c in cells)
 

@@ -198,11 +198,26 @@ def facts_table(run: dict, base: str = ".") -> str:
     pkgs = run.get("packages")
     rows.append([f"packages (on {run['packages_node']})" if pkgs else "packages",
                  ", ".join(f"{k} {v}" for k, v in pkgs.items()) if pkgs else "not recorded"])
-    rows += [[f"agent {a['agent']}", Raw(f"<code>{esc(a['sha256'] or 'checksum missing')}</code> {esc(a['path'])} "
-                                         f"(used by {esc(', '.join(a['resources']))})")] for a in run["resource_agents"]]
+    rows += [[f"agent {a['agent']}", Raw(agent_cell(a))] for a in run["resource_agents"]]
+    rows += [[f"gate {g['agent']}", gate_cell(g)] for g in run.get("agent_gate") or ()]
     rows += [[f"host {k}", v or "—"] for k, v in (run.get("host") or {}).items()]
     rows += [["not recorded", e] for e in run["fact_errors"]]
     return table(["fact", "value"], rows)
+
+
+def agent_cell(a: dict) -> str:
+    """The installed file's hash; for a patched agent also the stock hash it replaced."""
+    cell = f"<code>{esc(a['sha256'] or 'checksum missing')}</code> {esc(a['path'])} (used by {esc(', '.join(a['resources']))})"
+    if a.get("stock_sha256"):
+        cell = (f"{badge('PATCHED', 'other')} {cell}<br>from {esc(a.get('patched_from') or '?')}; "
+                f"stock <code>{esc(a['stock_sha256'])}</code>")
+    return cell
+
+
+def gate_cell(g: dict) -> str:
+    if g.get("skipped"):
+        return f"ocf-tester skipped: {g['skipped']}"
+    return f"ocf-tester on {g.get('node')}: {'passed' if g['passed'] else 'FAILED (rc=%s)' % g.get('rc')}"
 
 
 def resets_section(run: dict) -> str:
