@@ -92,10 +92,12 @@ def compare(job_dir: Path, records: list[dict], confidence: float, min_effect: f
     for g in gate:
         out(f"gate: {g['agent']}: " + ("skipped: " + g["skipped"] if g.get("skipped")
                                        else "ocf-tester passed" if g["passed"] else f"ocf-tester FAILED rc={g['rc']}"))
-    if not runs["A"] or not runs["B"]:
+    if failed_gate or not runs["A"] or not runs["B"]:
+        side = "B" if failed_gate or runs["A"] else "A"
         why = "its agent gate failed" if failed_gate else "no session wrote results.json"
-        out(f"REGRESSION: side {'B' if runs['A'] else 'A'} has no run: {why}")
-        (job_dir / "comparison.txt").write_text(f"no comparison: {why}\n")
+        out(f"REGRESSION: side {side} has no run: {why}")
+        (job_dir / "comparison.txt").write_text(f"no comparison: side {side}: {why}\n"
+                                                + "".join(f"{g['agent']}:\n{g.get('output', '')}\n" for g in gate))
         return 1
     a_docs = [json.loads((r / "results.json").read_text()) for r in runs["A"]]
     b_docs = [json.loads((r / "results.json").read_text()) for r in runs["B"]]
