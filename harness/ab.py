@@ -90,8 +90,9 @@ def compare(job_dir: Path, records: list[dict], confidence: float, min_effect: f
     gate = gate_of(runs["B"])
     failed_gate = [g for g in gate if not g["passed"] and not g.get("skipped")]
     for g in gate:
-        out(f"gate: {g['agent']}: " + ("skipped: " + g["skipped"] if g.get("skipped")
-                                       else "ocf-tester passed" if g["passed"] else f"ocf-tester FAILED rc={g['rc']}"))
+        tool = g.get("tool", "ocf-tester")
+        out(f"gate: {g['agent']}: " + (f"{tool} skipped: {g['skipped']}" if g.get("skipped")
+                                       else f"{tool} passed" if g["passed"] else f"{tool} FAILED rc={g['rc']}"))
     if failed_gate or not runs["A"] or not runs["B"]:
         side = "B" if failed_gate or runs["A"] else "A"
         why = "its agent gate failed" if failed_gate else "no session wrote results.json"
@@ -116,10 +117,11 @@ def compare(job_dir: Path, records: list[dict], confidence: float, min_effect: f
 
 def gate_section(gate: list[dict]) -> str:
     from .report.html import esc
-    items = "".join(f"<h3>{esc(g['agent'])}: {'skipped' if g.get('skipped') else 'passed' if g['passed'] else 'FAILED'}"
+    items = "".join(f"<h3>{esc(g['agent'])} {esc(g.get('tool', 'ocf-tester'))}: "
+                    f"{'skipped' if g.get('skipped') else 'passed' if g['passed'] else 'FAILED'}"
                     f"</h3><pre>{esc(g.get('skipped') or g.get('command', ''))}\n{esc(g.get('output', ''))}</pre>"
                     for g in gate)
-    return f"<h2>Static gate (ocf-tester on each patched agent)</h2>{items}"
+    return f"<h2>Static gate (ocf-tester, and ocft where cases exist, on each patched agent)</h2>{items}"
 
 
 def remove_cluster(topology, backend: str, run_id: str, log=print) -> None:

@@ -148,6 +148,9 @@ def apply(backend, node: str, overrides: list[AgentOverride]) -> list[str]:
 
 # ---------------------------------------------------------------- the static gate
 
+OCFT_CONFIGS = "/usr/share/resource-agents/ocft/configs"
+
+
 @dataclass
 class GateResult:
     agent: str
@@ -155,19 +158,23 @@ class GateResult:
     command: str
     rc: int | None
     output: str
-    skipped: str | None = None      # why ocf-tester could not run safely
+    skipped: str | None = None      # why the tool could not run safely
+    tool: str = "ocf-tester"
 
     @property
     def passed(self) -> bool:
-        return self.skipped is None and self.rc == 0 and "passed all tests" in self.output
+        if self.skipped is not None or self.rc != 0:
+            return False
+        # ocf-tester ends "... passed all tests"; ocft prints one ERROR line per failed case
+        return "passed all tests" in self.output if self.tool == "ocf-tester" else "ERROR:" not in self.output
 
     def line(self) -> str:
         if self.skipped:
-            return f"{self.agent}: ocf-tester skipped ({self.skipped})"
-        return f"{self.agent}: ocf-tester on {self.node} {'passed' if self.passed else f'FAILED (rc={self.rc})'}"
+            return f"{self.agent}: {self.tool} skipped ({self.skipped})"
+        return f"{self.agent}: {self.tool} on {self.node} {'passed' if self.passed else f'FAILED (rc={self.rc})'}"
 
     def as_dict(self) -> dict:
-        return {"agent": self.agent, "node": self.node, "command": self.command, "rc": self.rc,
+        return {"agent": self.agent, "tool": self.tool, "node": self.node, "command": self.command, "rc": self.rc,
                 "passed": self.passed, "skipped": self.skipped, "output": self.output[-20000:]}
 
 
@@ -215,4 +222,18 @@ def gate(cluster, overrides: list[AgentOverride]) -> list[GateResult]:
         cmd = gate_command(o, params)
         r = cluster.backend.exec(node, cmd, timeout=600, check=False)
         results.append(GateResult(o.agent, node, cmd, r.rc, (r.out + r.err).strip()))
+        results += ocft_cases(cluster.backend, node, o)
     return results
+
+
+def ocft_cases(backend, node: str, o: AgentOverride) -> list[GateResult]:
+    """resource-agents' own ocft cases for the agent, where Debian ships them (heartbeat only:
+    their AgentRoot is the installed file, i.e. the patch)."""
+    if o.provider != "heartbeat":
+        return []
+    config = f"{OCFT_CONFIGS}/{o.type}"
+    if not backend.exec(node, ["test", "-f", config], check=False).ok:
+        return []
+    cmd = f"ocft make {o.type} && ocft test {o.type}"
+    r = backend.exec(node, cmd, timeout=900, check=False)
+    return [GateResult(o.agent, node, cmd, r.rc, (r.out + r.err).strip(), tool="ocft")]

@@ -199,7 +199,7 @@ def facts_table(run: dict, base: str = ".") -> str:
     rows.append([f"packages (on {run['packages_node']})" if pkgs else "packages",
                  ", ".join(f"{k} {v}" for k, v in pkgs.items()) if pkgs else "not recorded"])
     rows += [[f"agent {a['agent']}", Raw(agent_cell(a))] for a in run["resource_agents"]]
-    rows += [[f"gate {g['agent']}", gate_cell(g)] for g in run.get("agent_gate") or ()]
+    rows += [[f"gate {g['agent']} ({g.get('tool', 'ocf-tester')})", gate_cell(g)] for g in run.get("agent_gate") or ()]
     rows += [[f"host {k}", v or "—"] for k, v in (run.get("host") or {}).items()]
     rows += [["not recorded", e] for e in run["fact_errors"]]
     return table(["fact", "value"], rows)
@@ -216,8 +216,8 @@ def agent_cell(a: dict) -> str:
 
 def gate_cell(g: dict) -> str:
     if g.get("skipped"):
-        return f"ocf-tester skipped: {g['skipped']}"
-    return f"ocf-tester on {g.get('node')}: {'passed' if g['passed'] else 'FAILED (rc=%s)' % g.get('rc')}"
+        return f"skipped: {g['skipped']}"
+    return f"on {g.get('node')}: {'passed' if g['passed'] else 'FAILED (rc=%s)' % g.get('rc')}"
 
 
 def resets_section(run: dict) -> str:

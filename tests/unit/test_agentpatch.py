@@ -125,3 +125,29 @@ def test_ab_sessions_gate_only_once():
     b2 = session_args("B", False, "ab-1", None, patch)
     assert a == ["--keep-cluster", "--run-id", "ab-1", "-k", "kill"]
     assert b1 == a + patch and b2 == ["--keep-cluster", "--run-id", "ab-1", *patch, "--no-agent-gate"]
+
+
+def test_ocft_verdict_reads_its_error_lines():
+    ok = agentpatch.GateResult("ocf:heartbeat:IPaddr2", "node2", "ocft test IPaddr2", 0,
+                               "Initializing 'IPaddr2' ...\nStarting 'IPaddr2' case 0 'check base env':\n", tool="ocft")
+    bad = agentpatch.GateResult("ocf:heartbeat:IPaddr2", "node2", "ocft test IPaddr2", 0,
+                                "Starting 'IPaddr2' case 1:\nERROR: './IPaddr2 start' failed, the return code is 1.\n",
+                                tool="ocft")
+    assert ok.passed and not bad.passed and bad.line().endswith("ocft on node2 FAILED (rc=0)")
+
+
+def test_ocft_runs_only_for_heartbeat_agents_with_cases():
+    class Node:
+        def __init__(self, has):
+            self.has, self.cmds = has, []
+
+        def exec(self, node, cmd, timeout=60, check=True):
+            from harness.backends import ExecResult
+            self.cmds.append(cmd)
+            return ExecResult(0 if self.has else 1, "", "")
+    own = agentpatch.AgentOverride("ocf:harness:openstack-api", "/x", AGENT)
+    ip = agentpatch.AgentOverride("ocf:heartbeat:IPaddr2", "/x", AGENT)
+    assert agentpatch.ocft_cases(Node(True), "node2", own) == []
+    assert agentpatch.ocft_cases(Node(False), "node2", ip) == []
+    [r] = agentpatch.ocft_cases(Node(True), "node2", ip)
+    assert r.tool == "ocft" and r.command == "ocft make IPaddr2 && ocft test IPaddr2"
