@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import hostprep, images, topology  # noqa: E402
-from harness.backends.docker import client  # noqa: E402
+from harness import topology  # noqa: E402
+from harness.backends import get_platform  # noqa: E402
 from harness.faults import Nemesis  # noqa: E402
 from harness.history import History  # noqa: E402
 from harness.plugin import topology_path  # noqa: E402
@@ -29,14 +29,14 @@ from harness.scenario import Scenario  # noqa: E402
 
 
 def build_times(topo, cold: bool) -> dict:
-    cli = client()
+    platform = get_platform("docker")
     if cold:
-        images.remove_images(cli)
+        platform.remove_images()
     t = time.monotonic()
-    first = images.ensure_images(cli, layers=topo.layers, log=lambda m: None)
+    first = platform.ensure_images(topo.layers, log=lambda m: None)
     first_s = time.monotonic() - t
     t = time.monotonic()
-    images.ensure_images(cli, layers=topo.layers, log=lambda m: None)
+    platform.ensure_images(topo.layers, log=lambda m: None)
     return {"first_s": round(first_s, 1), "built": [r.tag for r in first if r.built],
             "per_image_s": {r.tag: round(r.seconds, 1) for r in first},
             "warm_s": round(time.monotonic() - t, 2)}
@@ -70,7 +70,7 @@ def main():
     p.add_argument("--cold", action="store_true")
     p.add_argument("--interval", type=float, default=0.1)
     args = p.parse_args()
-    hostprep.check()
+    get_platform("docker").check_host()
     topo = topology.load(topology_path(args.topology))
     out_dir = Path("reports") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}-{topo.name}"
     out_dir.mkdir(parents=True, exist_ok=True)

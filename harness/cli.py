@@ -8,7 +8,8 @@ import time
 
 import yaml
 
-from . import hostprep, ownership, topology as topo_mod
+from . import ownership, topology as topo_mod
+from .backends import BACKENDS, HostNotReady, get_platform
 from .ownership import RunBusy, RunLock
 
 
@@ -42,36 +43,41 @@ def cmd_topologies(args):
     sys.stdout.write((topo_mod.SHIPPED / f"{args.name}.yaml").read_text())
 
 
+def _platform(args=None):
+    """The backend's platform (host, images, runs); commands without --backend: Docker,
+    the one backend there is."""
+    return get_platform(getattr(args, "backend", None) or "docker")
+
+
 def cmd_host(args):
+    platform = _platform(args)
     if args.action == "check":
-        problems = hostprep.problems()
+        problems = platform.host_problems()
         for p in problems:
             print(p)
         sys.exit(1 if problems else 0)
     try:
-        hostprep.prepare()
-    except hostprep.HostNotReady as e:
+        platform.prepare_host()
+    except HostNotReady as e:
         _fail(str(e))
 
 
-def _ready():
+def _ready(args=None):
     try:
-        hostprep.check()
-    except hostprep.HostNotReady as e:
+        _platform(args).check_host()
+    except HostNotReady as e:
         _fail(str(e))
 
 
 def cmd_images(args):
-    _ready()
-    from . import images
-    from .backends.docker import client
+    _ready(args)
     t = _load(args.topology)
-    for r in images.ensure_images(client(), layers=t.layers, rebuild=args.rebuild):
+    for r in _platform(args).ensure_images(t.layers, rebuild=args.rebuild):
         print(f"{r.tag}: {'built in %.1fs' % r.seconds if r.built else 'reused'}")
 
 
 def cmd_up(args):
-    _ready()
+    _ready(args)
     from .run import ClusterRun
     t = _load(args.topology)
     # default id keep-<topology>: `pytest --keep-cluster` then reuses this cluster
@@ -105,8 +111,7 @@ def cmd_up(args):
 
 
 def _runs():
-    from .backends.docker import client, harness_runs
-    return harness_runs(client())
+    return _platform().runs()
 
 
 def _pick_run(run_id: str | None) -> str:
@@ -157,7 +162,6 @@ def cmd_runs(args):
 
 def cmd_status(args):
     _ready()
-    from .backends.docker import DockerBackend
     from .cluster import Cluster
     runs = _runs()
     if args.run_id is None and len(runs) != 1:
@@ -167,7 +171,7 @@ def cmd_status(args):
     state, why = _state(run_id, info)
     print(f"run {run_id}: {state} ({why})")
     t = _load(info["source"] or info["topology"])
-    backend = DockerBackend(t, run_id)
+    backend = _platform().backend(t, run_id)
     if not backend.exists():
         _fail(f"run {run_id}: nodes are missing (use `python -m harness down {run_id}`)")
     cluster = Cluster(backend)
@@ -187,9 +191,8 @@ def cmd_status(args):
 
 def _backend_of(run_id: str):
     """The backend object of an existing run, or a one-line error."""
-    from .backends.docker import DockerBackend
     info = _runs()[run_id]
-    backend = DockerBackend(_load(info["source"] or info["topology"]), run_id)
+    backend = _platform().backend(_load(info["source"] or info["topology"]), run_id)
     if not backend.exists():
         _fail(f"run {run_id}: nodes are missing (use `ha-harness down {run_id}`)")
     return backend
@@ -229,7 +232,6 @@ def cmd_logs(args):
 
 def _remove(run_id: str, force: bool) -> list[str]:
     """Remove a run under its lock; a run another command holds is refused unless forced."""
-    from .backends.docker import client, remove_run
     lock = RunLock(run_id)
     try:
         lock.acquire()
@@ -237,7 +239,7 @@ def _remove(run_id: str, force: bool) -> list[str]:
         if not force:
             raise
     try:
-        return remove_run(client(), run_id)
+        return _platform().remove_run(run_id)
     finally:
         lock.release()
 
@@ -267,8 +269,7 @@ def gc_plan(runs: dict, states: dict, kept: bool, force: bool) -> tuple[list, li
 
 def cmd_gc(args):
     _ready()
-    from . import images
-    from .backends.docker import client
+    platform = _platform()
     runs = _runs()
     remove, spare = gc_plan(runs, {r: _state(r, i) for r, i in runs.items()}, args.kept, args.force)
     removed = []
@@ -281,9 +282,9 @@ def cmd_gc(args):
         except RunBusy as e:       # a command took it since we looked
             spare.append((run_id, str(e)))
     if not args.dry_run:
-        removed += [f"build tree {p}" for p in images.remove_stale_rootfs()]
+        removed += [f"build tree {p}" for p in platform.remove_stale_builds()]
         if args.images:
-            removed += [f"image {t}" for t in images.remove_images(client())]
+            removed += [f"image {t}" for t in platform.remove_images()]
     for line in removed:
         print(f"removed {line}")
     for run_id, why in spare:
@@ -431,10 +432,12 @@ def main(argv=None):
     s.set_defaults(fn=cmd_topologies)
     s = sub.add_parser("host", help="check or prepare this host (Docker engine, debootstrap)")
     s.add_argument("action", choices=["check", "prepare"])
+    s.add_argument("--backend", default="docker", choices=BACKENDS)
     s.set_defaults(fn=cmd_host)
     s = sub.add_parser("images", help="build (or reuse) the node images of a topology")
     s.add_argument("topology", nargs="?", default="ha-2node")
     s.add_argument("--rebuild", action="store_true")
+    s.add_argument("--backend", default="docker", choices=BACKENDS)
     s.set_defaults(fn=cmd_images)
     s = sub.add_parser("up", help="bring a cluster up and keep it")
     s.add_argument("topology", nargs="?", default="ha-2node")

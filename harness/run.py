@@ -7,8 +7,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from . import hostprep, images
-from .backends import get_backend
+from .backends import get_backend, get_platform
 from .cluster import Cluster
 from .labels import new_run_id
 from .ownership import RunLock, mark_kept
@@ -39,6 +38,7 @@ class ClusterRun:
         self.log = log
         self.run_id = run_id or (f"keep-{topology.name}" if keep else new_run_id())
         self.backend = get_backend(backend, topology, self.run_id)
+        self.platform = get_platform(backend)
         # one command at a time acts on a run (a second `up` of a kept topology waits, then reuses it)
         self.lock = RunLock(self.run_id)
         self.lock_wait = lock_wait
@@ -54,8 +54,7 @@ class ClusterRun:
 
     def up(self) -> Cluster:
         _sigterm_as_interrupt()
-        if self.backend.name == "docker":
-            hostprep.check()
+        self.platform.check_host()
         self.lock.acquire(self.lock_wait, log=self.log)
         if self.keep and self.backend.exists():
             self.reused = True
@@ -99,8 +98,7 @@ class ClusterRun:
         return self.cluster
 
     def _ensure_images(self) -> list:
-        from .backends.docker import client
-        return images.ensure_images(client(), layers=self.topology.layers, log=self.log)
+        return self.platform.ensure_images(self.topology.layers, log=self.log)
 
     def down(self) -> list[str]:
         atexit.unregister(self.down)

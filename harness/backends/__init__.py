@@ -132,8 +132,74 @@ class Backend(abc.ABC):
         return {"backend": self.name, "run_id": self.run_id}
 
 
+class HostNotReady(BackendError):
+    """The host cannot run this backend yet; str() says what to do."""
+
+
+class Platform(abc.ABC):
+    """What a backend owns beyond one run: the host it needs, the node images it builds,
+    and every run that exists on it (for status, down and gc)."""
+    name = "abstract"
+
+    @abc.abstractmethod
+    def host_problems(self) -> list[str]:
+        """What keeps this host from running the backend, one line each."""
+
+    @abc.abstractmethod
+    def prepare_host(self, say=print) -> None:
+        """Install and start what the backend needs (idempotent)."""
+
+    def check_host(self) -> None:
+        found = self.host_problems()
+        if found:
+            raise HostNotReady("; ".join(found))
+
+    @abc.abstractmethod
+    def ensure_images(self, layers, log=print, rebuild: bool = False) -> list:
+        """Build or reuse the node images up to the last layer (BuildResult each)."""
+
+    @abc.abstractmethod
+    def remove_images(self) -> list[str]: ...
+
+    def remove_stale_builds(self) -> list[str]:
+        """Build trees left by builds killed hard."""
+        return []
+
+    @abc.abstractmethod
+    def runs(self) -> dict[str, dict]:
+        """{run_id: {"pid", "pid_start", "topology", "source", "created"}} of every run here."""
+
+    @abc.abstractmethod
+    def remove_run(self, run_id: str) -> list[str]:
+        """Remove every object of one run; what was removed, one line each."""
+
+    @abc.abstractmethod
+    def objects_owned_by(self, pid: int) -> list[str]:
+        """Names of the objects a process created (leftover checks)."""
+
+    @abc.abstractmethod
+    def run_objects(self, run_id: str) -> list[str]:
+        """What exists of one run, "KIND NAME" each (e.g. "container ha-harness-RUN-node1")."""
+
+    def version(self) -> str | None:
+        return None
+
+    def backend(self, topology, run_id: str) -> Backend:
+        return get_backend(self.name, topology, run_id)
+
+
+BACKENDS = ("docker",)
+
+
+def get_platform(name: str) -> Platform:
+    if name == "docker":
+        from .docker import DockerPlatform
+        return DockerPlatform()
+    raise BackendError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})")
+
+
 def get_backend(name: str, topology, run_id: str) -> Backend:
     if name == "docker":
         from .docker import DockerBackend
         return DockerBackend(topology, run_id)
-    raise BackendError(f"unknown backend {name!r} (available: docker)")
+    raise BackendError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})")

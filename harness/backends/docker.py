@@ -16,7 +16,7 @@ from docker.errors import APIError, NotFound
 from ..labels import (NODE_LABEL, OWNER_PID_LABEL, OWNER_START_LABEL, PREFIX, RUN_LABEL,
                       SOURCE_LABEL, TOPOLOGY_LABEL)
 from ..ownership import process_start, unmark_kept
-from . import Backend, BackendError, ExecResult
+from . import Backend, BackendError, ExecResult, Platform
 
 # --privileged fails on these hosts (CAP_SYS_RESOURCE is not grantable); this set runs systemd.
 NODE_HOST_CONFIG = dict(
@@ -326,3 +326,51 @@ def harness_runs(cli) -> dict[str, dict]:
         if created and (not run["created"] or created < run["created"]):
             run["created"] = created
     return runs
+
+
+# ---------------------------------------------------------------- the platform
+
+class DockerPlatform(Platform):
+    """The Docker engine on this host: dockerd and debootstrap, images built offline, runs
+    found by their labels."""
+    name = "docker"
+
+    def host_problems(self) -> list[str]:
+        from . import dockerhost
+        return dockerhost.problems()
+
+    def prepare_host(self, say=print) -> None:
+        from . import dockerhost
+        dockerhost.prepare(say)
+
+    def ensure_images(self, layers, log=print, rebuild: bool = False) -> list:
+        from . import dockerimages
+        return dockerimages.ensure_images(client(), layers=layers, log=log, rebuild=rebuild)
+
+    def remove_images(self) -> list[str]:
+        from . import dockerimages
+        return dockerimages.remove_images(client())
+
+    def remove_stale_builds(self) -> list[str]:
+        from . import dockerimages
+        return dockerimages.remove_stale_rootfs()
+
+    def runs(self) -> dict[str, dict]:
+        return harness_runs(client())
+
+    def remove_run(self, run_id: str) -> list[str]:
+        return remove_run(client(), run_id)
+
+    def objects_owned_by(self, pid: int) -> list[str]:
+        cli, label = client(), f"{OWNER_PID_LABEL}={pid}"
+        return ([c.name for c in cli.containers.list(all=True, filters={"label": label})] +
+                [n.name for n in cli.networks.list(filters={"label": label})])
+
+    def run_objects(self, run_id: str) -> list[str]:
+        cli, label = client(), f"{RUN_LABEL}={run_id}"
+        return ([f"container {c.name}" for c in cli.containers.list(all=True, filters={"label": label})] +
+                [f"network {n.name}" for n in cli.networks.list(filters={"label": label})] +
+                [f"volume {v.name}" for v in cli.volumes.list(filters={"label": label})])
+
+    def version(self) -> str | None:
+        return client().version().get("Version")

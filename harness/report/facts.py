@@ -96,10 +96,11 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def docker_version() -> str | None:
+def backend_version(backend: str) -> str | None:
+    """The version of what runs the nodes (the Docker engine, ...)."""
     try:
-        from ..backends.docker import client
-        return client().version().get("Version")
+        from ..backends import get_platform
+        return get_platform(backend).version()
     except Exception:       # no engine here: not a fact worth failing for
         return None
 
@@ -108,4 +109,4 @@ def host_facts(backend: str | None = "docker") -> dict:
     return {"kernel": platform.release(), "os": _os_release(), "machine": platform.machine(),
             "python": platform.python_version(), "pytest": _version("pytest"),
             "harness": _version("ha-harness"),
-            "docker": docker_version() if backend == "docker" else None}
+            (backend or "docker"): backend_version(backend) if backend else None}

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.docker import DockerBackend, client
-from harness.labels import OWNER_PID_LABEL, new_run_id
+from harness.labels import new_run_id
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_second_run_of_same_topology_gets_its_own_network(cluster, topology):
-    other = DockerBackend(topology, new_run_id())
+    other = type(cluster.backend)(topology, new_run_id())
     try:
         subnet = ipaddress.ip_network(other.create_network())
         assert not subnet.overlaps(ipaddress.ip_network(cluster.topology.subnet))
@@ -25,14 +24,11 @@ def test_second_run_of_same_topology_gets_its_own_network(cluster, topology):
     assert removed == [f"network {other.network_name}"]
 
 
-def _objects_of_pid(pid: int):
-    cli = client()
-    label = f"{OWNER_PID_LABEL}={pid}"
-    return ([c.name for c in cli.containers.list(all=True, filters={"label": label})] +
-            [n.name for n in cli.networks.list(filters={"label": label})])
+def _objects_of_pid(cluster_run, pid: int):
+    return cluster_run.platform.objects_owned_by(pid)
 
 
-def test_ctrl_c_during_bring_up_leaves_nothing_behind(cluster, tmp_path):
+def test_ctrl_c_during_bring_up_leaves_nothing_behind(cluster, cluster_run, tmp_path):
     """Start a second pytest session, interrupt it while its cluster is being
     provisioned, and check that none of its containers or networks survive."""
     child = subprocess.Popen(
@@ -45,10 +41,10 @@ def test_ctrl_c_during_bring_up_leaves_nothing_behind(cluster, tmp_path):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and len(_objects_of_pid(child.pid)) < 2:
+        while time.monotonic() < deadline and len(_objects_of_pid(cluster_run, child.pid)) < 2:
             assert child.poll() is None, child.stdout.read()
             time.sleep(0.2)
-        created = _objects_of_pid(child.pid)
+        created = _objects_of_pid(cluster_run, child.pid)
         assert created, "the child run never created its nodes"
         time.sleep(3)                      # well inside provisioning (it takes ~30 s)
         child.send_signal(signal.SIGINT)
@@ -56,6 +52,6 @@ def test_ctrl_c_during_bring_up_leaves_nothing_behind(cluster, tmp_path):
     finally:
         if child.poll() is None:
             child.kill()
-    left = _objects_of_pid(child.pid)
+    left = _objects_of_pid(cluster_run, child.pid)
     assert not left, f"left behind after Ctrl-C: {left}\n{out[-2000:]}"
     assert "KeyboardInterrupt" in out or "Interrupted" in out or "interrupted" in out, out[-2000:]

@@ -43,22 +43,22 @@ def test_two_ups_share_one_kept_cluster_that_gc_keeps(cluster_run, topology):
     assert down.returncode == 0 and "removed" in down.stdout, down.stdout + down.stderr
 
 def test_an_up_killed_during_bring_up_is_removed_by_gc(cluster_run, topology):
-    from harness.backends.docker import client
-    from harness.labels import RUN_LABEL
     run_id = f"crash-{uuid.uuid4().hex[:6]}"
+
+    def nodes_created():
+        return [o for o in cluster_run.platform.run_objects(run_id) if o.startswith("container ")]
     up = subprocess.Popen([sys.executable, "-m", "harness", "up", topology.name, "--run-id", run_id],
                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(client().containers.list(
-                all=True, filters={"label": f"{RUN_LABEL}={run_id}"})) < len(topology.nodes):
+        while time.monotonic() < deadline and len(nodes_created()) < len(topology.nodes):
             time.sleep(0.2)
         up.send_signal(signal.SIGKILL)
         up.wait()
     finally:
         if up.poll() is None:
             up.kill()
-    assert client().containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"}), "nothing was created"
+    assert nodes_created(), "nothing was created"
     r = harness("gc")
     assert f"removed container ha-harness-{run_id}-" in r.stdout, r.stdout + r.stderr
-    assert not client().containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+    assert not cluster_run.platform.run_objects(run_id)

@@ -5,7 +5,7 @@ import secrets
 
 import pytest
 
-from harness import images
+from harness.backends import dockerimages as images
 from harness.backends.docker import client, free_subnets
 from harness.backends.fencegate import PORT, FenceGate, make_certs
 from harness.labels import RUN_LABEL

@@ -1,6 +1,6 @@
-"""Check and prepare the host: a running Docker engine and debootstrap.
+"""Check and prepare the host for the Docker backend: a running engine and debootstrap.
 
-`check()` explains exactly what is missing; `prepare()` fixes it on a Debian
+`problems()` explains exactly what is missing; `prepare()` fixes it on a Debian
 host where we are root (install docker.io/debootstrap, start dockerd).
 """
 from __future__ import annotations
@@ -10,13 +10,11 @@ import shutil
 import subprocess
 import time
 
+from . import HostNotReady
+
 DOCKER_SOCK = "/var/run/docker.sock"
 DOCKERD_LOG = "/var/log/ha-harness-dockerd.log"
 APT_PACKAGES = ["docker.io", "debootstrap", "iptables"]
-
-
-class HostNotReady(RuntimeError):
-    pass
 
 
 def engine_answers(timeout: float = 5.0) -> bool:
@@ -41,12 +39,6 @@ def problems() -> list[str]:
         found.append("debootstrap is not installed (needed to build the node base image "
                      "offline): run `python -m harness host prepare`")
     return found
-
-
-def check() -> None:
-    found = problems()
-    if found:
-        raise HostNotReady("; ".join(found))
 
 
 def _apt_install(packages: list[str], log) -> None:
