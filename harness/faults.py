@@ -120,6 +120,20 @@ class NodeReboot(Fault):
         self.nemesis.restore_node(self.target)
 
 
+class FenceRequest(Fault):
+    """An operator fences a node on purpose (`stonith_admin --reboot` from another node);
+    heal starts its cluster stack (a fenced node never starts it by itself)."""
+    name = "fence-request"
+
+    def _apply(self):
+        other = next(n for n in self.nemesis.cluster.running_nodes() if n != self.target)
+        self.nemesis.cluster.expected_down.add(self.target)
+        self.backend.exec(other, ["stonith_admin", "--reboot", self.target, "--timeout", "90"], timeout=120)
+
+    def _heal(self):
+        self.nemesis.restore_node(self.target)
+
+
 class NodeFreeze(Fault):
     """Freeze every process of the node: it stops answering but is not dead."""
     name = "node-freeze"
@@ -390,6 +404,20 @@ class ResourceMove(Fault):
         self.nemesis.crm(f"crm_resource --clear --resource {self.detail['resource']}")
 
 
+class FenceDeviceFailure(Fault):
+    """The fence device fails every request while the fault lasts (the power switch is dead)."""
+    name = "fence-device-failure"
+
+    def __init__(self, nemesis):
+        super().__init__(nemesis, "fence-device")
+
+    def _apply(self):
+        self.backend.fence_device_broken(True)
+
+    def _heal(self):
+        self.backend.fence_device_broken(False)
+
+
 # ---------------------------------------------------------------- the nemesis
 
 CLUSTER_STACK = ("corosync", "pacemaker")
@@ -407,6 +435,7 @@ class NodeFaults:
     def reboot(self): return NodeReboot(self.n, self.node).apply()
     def standby(self): return NodeStandby(self.n, self.node).apply()
     def unplug(self): return Unplug(self.n, self.node).apply()
+    def fence(self): return FenceRequest(self.n, self.node).apply()
     def isolate(self): return self.n.isolate(self.node)
 
 
@@ -501,12 +530,16 @@ class Nemesis:
     def move_resource(self, rid: str, node: str, ban: bool = False) -> Fault:
         return ResourceMove(self, rid, node, ban).apply()
 
+    def fence_device_failure(self) -> Fault:
+        return FenceDeviceFailure(self).apply()
+
     def heal_all(self) -> list[str]:
         """Heal every active fault, newest first, each even if another's heal failed;
         return their ids, or raise FaultError naming every heal that failed."""
         healed, errors = [], []
         while self._active:
-            fault = self._active[-1]
+            # a broken fence device first: healing a lost node waits until its fencing is done
+            fault = next((f for f in self._active if isinstance(f, FenceDeviceFailure)), self._active[-1])
             try:
                 fault.heal()
             except Exception as e:

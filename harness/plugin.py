@@ -87,6 +87,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "openstack: the scenario needs a topology with an OpenStack control plane")
     config.addinivalue_line("markers", "bare_cluster: a harness self-test run only on topologies without OpenStack")
     config.addinivalue_line("markers", "http_probe: the scenario needs an HTTP probe target in the topology")
+    config.addinivalue_line("markers", "fencing: the scenario needs a topology that fences (a fencing section)")
     config.addinivalue_line("markers", "leaves_damage(why): the scenario leaves the cluster damaged on purpose; "
                                        "it fails unless the post-scenario reset was needed")
     try:
@@ -137,6 +138,8 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker("bare_cluster") and topo.openstack is not None:
             item.add_marker(pytest.mark.skip(reason="a harness self-test: runs on bare Pacemaker topologies "
                                                     "(it resets the cluster on purpose)"))
+        if item.get_closest_marker("fencing") and topo.fencing is None:
+            item.add_marker(pytest.mark.skip(reason=f"topology {topo.name} does not fence"))
         if item.get_closest_marker("http_probe") and not topo.http_checks:
             item.add_marker(pytest.mark.skip(reason=f"topology {topo.name} defines no HTTP probe"))
 

@@ -123,6 +123,10 @@ class Backend(abc.ABC):
         whatever the device needs on the host and in the nodes."""
         raise BackendError(f"the {self.name} backend cannot fence nodes")
 
+    def fence_device_broken(self, broken: bool) -> None:
+        """Make the fence device fail every request (a fault), or work again."""
+        raise BackendError(f"the {self.name} backend has no fence device to break")
+
     def fence_events(self, since_wall: float, until_wall: float) -> list[tuple[float, str]]:
         """(epoch, what) of every power action the fence device carried out or refused."""
         return []

@@ -260,6 +260,10 @@ class DockerBackend(Backend):
             "tlscacert": f"{self.FENCE_DIR}/{certs.ca.name}", "tlscert": f"{self.FENCE_DIR}/{certs.client.name}",
             "tlskey": f"{self.FENCE_DIR}/{certs.client_key.name}", "pcmk_host_map": host_map}
 
+    def fence_device_broken(self, broken: bool) -> None:
+        from .fencegate import set_out_of_service
+        set_out_of_service(self.run_id, broken)
+
     def fence_events(self, since_wall: float, until_wall: float) -> list[tuple[float, str]]:
         from .fencegate import requests_since
         nodes = {self.container_name(n.name): n.name for n in self.topology.nodes}

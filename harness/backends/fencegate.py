@@ -93,9 +93,11 @@ class GateLog:
 
 class FenceGate:
     def __init__(self, run_id: str, bind_ip: str, certs: "Certs", port: int = PORT, sock: str = DOCKER_SOCK,
-                 log_path: Path | None = None):
+                 log_path: Path | None = None, out_of_service: Path | None = None):
         self.run_id, self.bind_ip, self.port, self.sock = run_id, bind_ip, port, sock
         self.certs = certs
+        # while this file exists the device is "broken" (a fault): every request fails with 503
+        self.out_of_service = out_of_service
         self.log = GateLog(path=log_path)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -118,6 +120,8 @@ class FenceGate:
     # ------------------------------------------------------------ the filter
     def handle(self, method: str, path: str) -> tuple[int, bytes]:
         url = urllib.parse.urlsplit(path)
+        if self.out_of_service is not None and self.out_of_service.exists():
+            return 503, _message("fence device out of service (a harness fault)")
         if method == "GET" and (m := LIST.match(url.path)):
             body = json.dumps(self.own_containers()).encode()
             return 200, body
@@ -278,6 +282,19 @@ def stop_gate(run_id: str) -> bool:
     return pid is not None
 
 
+def out_of_service_flag(run_id: str) -> Path:
+    return gate_dir(run_id) / "out-of-service"
+
+
+def set_out_of_service(run_id: str, broken: bool) -> None:
+    """The fence device fails (every request 503) or works again; the gate keeps running."""
+    flag = out_of_service_flag(run_id)
+    if broken:
+        flag.touch()
+    else:
+        flag.unlink(missing_ok=True)
+
+
 def requests_since(run_id: str, t: float) -> list[dict]:
     """The gate's request log (from its own process) since epoch `t`."""
     try:
@@ -289,7 +306,8 @@ def requests_since(run_id: str, t: float) -> list[dict]:
 
 def main(argv: list[str]) -> None:
     run_id, gateway, directory = argv
-    gate = FenceGate(run_id, gateway, Certs(Path(directory)), log_path=Path(directory) / "requests.jsonl")
+    gate = FenceGate(run_id, gateway, Certs(Path(directory)), log_path=Path(directory) / "requests.jsonl",
+                     out_of_service=out_of_service_flag(run_id))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())

@@ -1,0 +1,65 @@
+"""Fencing itself under test (topologies with a fencing section): a fence device that
+fails while a node is lost, and a node fenced on an operator's request."""
+import time
+
+import pytest
+
+from harness.cluster import poll
+
+pytestmark = [pytest.mark.cluster, pytest.mark.fencing]
+
+DEVICE_DOWN_S = 15        # how long the power switch stays dead after the node is lost
+
+
+def _refused_fencing(cluster, since_wall: float) -> list[str]:
+    return [what for _, what in cluster.backend.fence_events(since_wall, time.time()) if "REFUSED" in what]
+
+
+def test_fence_device_failure_keeps_resources_stopped_until_it_returns(scenario, cluster):
+    """The VIP holder dies while the fence device is broken: the survivor cannot fence it, so
+    it must not start the lost node's resources (they could still run there); once the
+    device works again, fencing completes and the resources start on the survivor."""
+    holder = cluster.vip_holder()
+    survivor = next(n for n in cluster.node_names if n != holder)
+    vip = cluster.vip_resource("public")
+    scenario.start_probes()
+    scenario.baseline()
+    device = scenario.nemesis.fence_device_failure()
+    kill = scenario.nemesis.node(holder).kill()
+    refused = poll(lambda: (bool(r := _refused_fencing(cluster, scenario.history.t0_wall)), r), 60,
+                   what=f"a fencing attempt on {holder} refused by the broken device")
+    print(f"while the device is broken: {refused[0]} ({len(refused)} refused so far)")
+    time.sleep(DEVICE_DOWN_S)
+    view = cluster.state(node=survivor)
+    assert view.nodes[holder].unclean, f"{survivor} should still hold {holder} unclean (fencing failed)"
+    assert survivor not in view.where(vip), f"{survivor} started {vip} although {holder} was never fenced"
+    device.heal()
+    recovered = scenario.wait_recovered(since=device.healed_at)
+    result = scenario.analyse(kill, node=holder)
+    assert recovered, result["verdict"]["reasons"]
+    assert cluster.vip_holder() == survivor
+    assert result["vip"]["public"]["max_holders"] <= 1
+    assert result["verdict"]["passed"], result["verdict"]["reasons"]
+
+
+def test_fencing_on_request_then_rejoin_without_a_fence_loop(scenario, cluster):
+    """`stonith_admin --reboot` of the passive node: fenced, back in the cluster once its stack
+    starts, and not fenced again afterwards (no fence loop); clients of the VIP see nothing."""
+    holder = cluster.vip_holder()
+    victim = next(n for n in cluster.node_names if n != holder)
+    scenario.start_probes()
+    scenario.baseline()
+    fault = scenario.nemesis.node(victim).fence()
+    done = [w for w in cluster.backend.fence_events(fault.started_at + scenario.history.t0_wall, time.time())
+            if victim in w[1] and "done" in w[1]]
+    assert done, f"the fence device never acted on {victim}"
+    fault.heal()
+    rejoined = time.time()
+    poll(lambda: (victim in (s := cluster.state()).online, s.online), 120, what=f"{victim} back online")
+    time.sleep(30)          # a fence loop shows within a few membership rounds
+    again = [w for t, w in cluster.backend.fence_events(rejoined, time.time()) if victim in w]
+    assert not again, f"{victim} was fenced again after it rejoined: {again}"
+    result = scenario.analyse(fault, node=victim)
+    assert result["verdict"]["passed"], result["verdict"]["reasons"]
+    for probe, d in result["downtime"].items():
+        assert d["failures"] == 0, f"{probe}: fencing the passive node disturbed clients"

@@ -1,0 +1,46 @@
+"""The broken fence device: the gate answers 503 to everything while the flag exists, and a
+nemesis heals it before any other fault (healing a lost node waits for its fencing)."""
+from types import SimpleNamespace
+
+from harness.backends.fencegate import FenceGate
+from harness.faults import FenceDeviceFailure, Nemesis, NodeKill
+
+
+def test_gate_out_of_service_refuses_everything(tmp_path):
+    flag = tmp_path / "out-of-service"
+    gate = FenceGate("r1", "127.0.0.1", certs=None, sock=str(tmp_path / "no-engine.sock"), out_of_service=flag)
+    flag.touch()
+    status, body = gate.handle("POST", "/v1.41/containers/ha-harness-r1-node1/kill")
+    assert status == 503 and b"out of service" in body
+    flag.unlink()
+    status, _ = gate.handle("DELETE", "/v1.41/containers/x")       # working again: the filter decides
+    assert status == 403
+
+
+class History:
+    def __init__(self):
+        self.t = 0.0
+
+    def record(self, kind, **kw):
+        self.t += 1
+        return {"t": self.t, **kw}
+
+
+def test_broken_device_is_healed_before_the_lost_node():
+    order = []
+
+    class Backend:
+        def fence_device_broken(self, broken):
+            order.append(f"device broken={broken}")
+
+        def kill(self, node):
+            order.append(f"kill {node}")
+
+    cluster = SimpleNamespace(backend=Backend(), expected_down=set(), topology=SimpleNamespace(fencing=None),
+                              node_names=["node1", "node2"])
+    nemesis = Nemesis(cluster, provisioner=None, history=History())
+    nemesis.restore_node = lambda node: order.append(f"restore {node}")
+    FenceDeviceFailure(nemesis).apply()
+    NodeKill(nemesis, "node1").apply()
+    nemesis.heal_all()
+    assert order == ["device broken=True", "kill node1", "device broken=False", "restore node1"]
