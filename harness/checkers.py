@@ -156,3 +156,16 @@ def verdict(downtimes: list[Downtime], target_s: float | dict = DEFAULT_TARGET_S
             reasons.append(f"{d.probe}: down {d.downtime_s:.1f}s > target {target_for(d.probe):.0f}s")
     default = target_s if not isinstance(target_s, dict) else target_s.get("default", DEFAULT_TARGET_S)
     return Verdict(not reasons, default, worst[0], worst[1], reasons)
+
+
+def unexpected_fencing(events: list[tuple[float, str]], lost: set[str], nodes: list[str]) -> list[str]:
+    """Fence device actions a scenario did not call for (pure). A scenario that took no node
+    away must cause no fencing; on 2 nodes either may lose the fence race once one is lost;
+    on more, only the nodes the faults took may be fenced."""
+    allowed = set() if not lost else set(nodes) if len(nodes) <= 2 else set(lost)
+    out = []
+    for _, what in events:
+        target = next((n for n in nodes if f" {n} " in f" {what} "), None)
+        if target is not None and target not in allowed:
+            out.append(f"unexpected fencing: {what}")
+    return out

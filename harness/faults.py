@@ -501,6 +501,8 @@ class Nemesis:
                 hook(node)
 
     def service(self, node: str, unit: str) -> ServiceFaults:
+        if unit in CLUSTER_STACK or unit.startswith("pacemaker"):
+            self._losing(node)          # the node's membership goes with its cluster stack
         return ServiceFaults(self, node, unit)
 
     def isolate(self, node: str, only_corosync: bool = False) -> Fault:
@@ -515,13 +517,17 @@ class Nemesis:
     def block_port(self, node: str, port: int) -> Fault:
         return PortBlock(self, node, port).apply()
 
+    # a degraded link may break the membership (seen: 10 % loss on 2 nodes, token 1000 ms)
     def packet_loss(self, node: str, loss: float) -> Fault:
+        self._losing(node)
         return PacketLoss(self, node, loss).apply()
 
     def netem(self, node: str, **kw) -> Fault:
+        self._losing(node)
         return Netem(self, node, **kw).apply()
 
     def flap(self, node: str, down_s: float, up_s: float, times: int) -> Flap:
+        self._losing(node)
         return Flap(self, node, down_s, up_s, times).apply()
 
     def fail_resource(self, rid: str, node: str) -> Fault:

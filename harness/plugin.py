@@ -352,6 +352,9 @@ def _after_scenario(sc, nemesis, cluster) -> list[str]:
             problems.append(f"audit impossible: {e}")
             return problems
         problems += audit.problems
+        if cluster.topology.fencing is not None:
+            events = cluster.backend.fence_events(sc.history.t0_wall, time.time())
+            problems += checkers.unexpected_fencing(events, sc.lost_nodes, cluster.node_names)
         for f in audit.explained_failures:
             # the fault's own consequences: reported, then forgotten before the next scenario
             sc.history.record("consequence", resource=f.resource, op=f.op, node=f.node, rc=f.exitcode,

@@ -26,6 +26,7 @@ class Scenario:
         self._log_read_until = float("-inf")   # history time the cluster journal was read up to
         self.expected_failures: set[str] = set()   # resource ids whose failed actions the scenario causes
         self._phases: dict[str, float] = {}        # where the scenario's wall time went
+        self.lost_nodes: set[str] = set()          # nodes a fault took (or took the membership of)
         nemesis.before_node_loss.append(self.expect_loss_of)
 
     def expect_loss_of(self, node: str) -> None:
@@ -33,6 +34,7 @@ class Scenario:
         of OpenStack services using them on other nodes may fail meanwhile, as after a daemon
         fault (seen in CI on os-aa-2node: the VIP holder's clean shutdown moved MariaDB, and
         neutron's API on the survivor missed its 5 s monitor check, 21 s of neutron downtime)."""
+        self.lost_nodes.add(node)
         try:
             state = self.cluster.state()
         except ClusterError:

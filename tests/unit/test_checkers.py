@@ -78,3 +78,15 @@ def test_recovery_stages_from_history(tmp_path):
     # and the history survives a save/load round trip unchanged
     loaded = History.load(h.save(tmp_path / "h.jsonl"))
     assert loaded.events() == h.events()
+
+
+def test_unexpected_fencing():
+    from harness.checkers import unexpected_fencing
+    kill2 = [(1.0, "fence device: kill node2 done")]
+    nodes2, nodes3 = ["node1", "node2"], ["node1", "node2", "node3"]
+    assert unexpected_fencing(kill2, set(), nodes2) == ["unexpected fencing: fence device: kill node2 done"]
+    assert unexpected_fencing(kill2, {"node1"}, nodes2) == []            # 2 nodes: either may lose the race
+    assert unexpected_fencing(kill2, {"node1"}, nodes3) == ["unexpected fencing: fence device: kill node2 done"]
+    assert unexpected_fencing(kill2, {"node2"}, nodes3) == []
+    assert unexpected_fencing([(2.0, "fence device: kill node12 done")], set(), ["node1", "node12"]) == [
+        "unexpected fencing: fence device: kill node12 done"]
