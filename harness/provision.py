@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import shlex
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
