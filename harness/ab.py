@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import agentpatch, topology as topo_mod
-from .job import Job, JobError, Spec, check_args, pytest_command  # noqa: F401  (JobError: ab.JobError for the CLI)
+from .job import Job, Spec, check_args, pytest_command
 from .labels import new_run_id
 
 GATE_FAILED = 3          # the plugin's exit code when the agent gate stops a session

@@ -386,14 +386,14 @@ def cmd_job(args):
 
 
 def cmd_ab(args):
-    from . import ab
+    from . import ab, job
     topology = args.topology or args.topology_opt
     if not topology:
         _fail("ab needs a topology (ab TOPOLOGY or --topology TOPOLOGY)")
     try:
         code = ab.main(topology, args.agent, args.agents, args.scenarios, args.repeat, args.confidence,
                        args.min_effect, args.reports_dir, args.backend, args.keep_cluster, args.pytest_args)
-    except (ab.AbError, ab.JobError) as e:
+    except (ab.AbError, job.JobError) as e:
         _fail(str(e))
     sys.exit(code)
 
