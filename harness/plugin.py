@@ -367,7 +367,18 @@ def _after_scenario(sc, nemesis, cluster) -> list[str]:
                 cluster.wait_settled(timeout=120)
             except ClusterError as e:
                 problems.append(f"after cleanup: {e}")
+    if not problems:
+        with sc.phase("clients_ready"):
+            problems += _clients_problem(sc)
     return problems
+
+
+def _clients_problem(sc) -> list[str]:
+    """The next scenario starts only once every client answers again (its baseline would
+    otherwise inherit this scenario's outage)."""
+    wait = sc.target_s + 60
+    missing = sc.clients_ready(timeout=wait)
+    return [f"clients not answering {wait:.0f} s after the heal: {', '.join(missing)}"] if missing else []
 
 
 def _reset(request, cluster_run, history, sc, reason: str):
@@ -385,7 +396,8 @@ def _reset(request, cluster_run, history, sc, reason: str):
     except Exception as e:
         print(f"node logs before the reset not collected: {type(e).__name__}: {e}")
     with sc.phase("reset"):
-        record = ClusterReset(cluster_run, log=progress(config))(test_id(request.node), reason, history)
+        record = ClusterReset(cluster_run, log=progress(config), clients=lambda: _clients_problem(sc))(
+            test_id(request.node), reason, history)
     state(config).resets.append(record)
     if not record.ok:
         state(config).reset_failed = record.line()

@@ -49,9 +49,10 @@ CLEAR_NODE = (
 
 
 class ClusterReset:
-    def __init__(self, run, log=print, settle_s: float | None = None):
+    def __init__(self, run, log=print, settle_s: float | None = None, clients=None):
         self.run = run
         self.log = log
+        self.clients = clients or (lambda: [])     # problems of the clients (they must answer again)
         self.settle_s = settle_s or (300 if run.topology.openstack else 90)
 
     @property
@@ -69,9 +70,8 @@ class ClusterReset:
             self.cluster.wait_settled(timeout=self.settle_s)
         except Exception as e:
             return [f"{type(e).__name__}: {e}"]
-        problems = healcheck.leftovers(self.cluster)
-        audit = self.cluster.audit()
-        return problems + audit.problems
+        problems = healcheck.leftovers(self.cluster) + self.cluster.audit().problems
+        return problems or self.clients()
 
     def __call__(self, after: str, reason: str, history=None) -> ResetRecord:
         record = ResetRecord(after, reason)

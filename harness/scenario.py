@@ -61,13 +61,35 @@ class Scenario:
         """HTTP probes of the topology, the VIP sampler(s) and the cluster sampler."""
         interval = interval or self.interval
         topo = self.cluster.topology
-        probes = [*http_probes(topo, interval, timeout),
-                  *(p for factory in self.probe_factories for p in factory(interval, timeout)),
+        probes = [*self._clients(interval, timeout),
                   *(VipSampler(self.cluster, v.name, interval=0.5) for v in topo.vips),
                   ClusterSampler(self.cluster, interval=1.0)]
         self._probes = ProbeSet(self.history, probes).__enter__()
         self.history.meta["probe_interval_s"] = interval
         return self._probes
+
+    def _clients(self, interval: float, timeout: float) -> list:
+        return [*http_probes(self.cluster.topology, interval, timeout),
+                *(p for factory in self.probe_factories for p in factory(interval, timeout))]
+
+    def clients_ready(self, timeout: float, steady: int = 3) -> list[str]:
+        """After the heal and settle: until every client probe answers `steady` times in a row;
+        returns those that did not within `timeout`. A settled cluster is not yet a control
+        plane that answers (seen on os-ap-2node: after a frozen active node was thawed the
+        cluster settled and passed its audit, and the next scenario's baseline saw os:cinder
+        fail for 32 s). Its samples go to a scratch history: the scenario's figures are final."""
+        from .history import History
+        deadline = time.monotonic() + timeout
+        clients = self._clients(self.interval, 1.0)
+        missing = []
+        with ProbeSet(History(f"{self.name}-clients-ready", {}), clients) as probes:
+            for probe in (p.name for p in clients):
+                try:
+                    probes.wait_samples(probe, ok=True, count=steady, timeout=max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    missing.append(probe)
+        self.history.record("clients-ready", ok=not missing, missing=missing)
+        return missing
 
     def stop_probes(self) -> None:
         if self._probes:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import results
 
-PHASE_ORDER = ("setup", "baseline", "fault", "recovery_wait", "analysis", "settle", "audit", "reset")
+PHASE_ORDER = ("setup", "baseline", "fault", "recovery_wait", "analysis", "settle", "audit", "clients_ready", "reset")
 COUNTS = ("passed", "failed", "error", "xfailed", "xpassed", "skipped", "not_run")
 COUNT_TITLES = ("passed", "failed", "errors", "xfailed", "xpassed", "skipped", "not run")
 OK_STATUS = "passed"
