@@ -133,6 +133,9 @@ def numbers(values: list) -> list[float]:
 
 def judge(row: FigureRow, confidence: float, min_effect_s: float, seed: int = 0) -> FigureRow:
     a, b = numbers(row.a), numbers(row.b)
+    if not a and not b and None in row.a and None in row.b:
+        row.verdict, row.reason = NO_DIFF, "did not move on either side"
+        return row
     if not a or not b:
         row.reason = f"no figure on {'A' if not a else 'B'}"
         return row
@@ -229,7 +232,9 @@ def spread(values: list) -> dict:
 
 def side_cell(values: list) -> str:
     s = spread(values)
-    text = f"{fmt(s['median'])} [{_bare(s['min'])}–{_bare(s['max'])}] n={s['n']}" if s["n"] else "—"
+    if not s["n"]:
+        return f"did not move n={s['did_not_move']}" if s["did_not_move"] else "—"
+    text = f"{fmt(s['median'])} [{_bare(s['min'])}–{_bare(s['max'])}] n={s['n']}"
     return text + (f" +{s['did_not_move']} did not move" if s["did_not_move"] else "")
 
 

@@ -183,6 +183,16 @@ def test_vip_that_did_not_move_is_shown_but_not_counted():
     assert "did not move" in abcompare.html_page(cmp, "A", "B")
 
 
+def test_vip_that_moved_on_neither_side_is_no_difference():
+    # seen in the worked example: a service fault never moves the VIP, on A or on B
+    a, b = runs(FAST), patched(runs(SLOW))
+    for doc in a + b:
+        kill(doc)["results"][0]["vip"]["public"]["move_s"] = None
+    move = figure(abcompare.compare_sides(a, b), "VIP public move")
+    assert move.verdict == abcompare.NO_DIFF and move.reason == "did not move on either side"
+    assert "did not move n=5" in abcompare.text_table(abcompare.compare_sides(a, b))
+
+
 def test_notes_name_what_differs_besides_the_agents():
     a, b = runs(FAST)[:3], patched(runs(FAST)[:3])
     a[1]["run"]["packages"]["corosync"] = "3.1.8-1"
