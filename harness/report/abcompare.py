@@ -133,11 +133,14 @@ def numbers(values: list) -> list[float]:
 
 def judge(row: FigureRow, confidence: float, min_effect_s: float, seed: int = 0) -> FigureRow:
     a, b = numbers(row.a), numbers(row.b)
-    if not a and not b and None in row.a and None in row.b:
+    if not row.a or not row.b:          # a side whose runs never reached the measurement
+        row.reason = f"no figure on {'A' if not row.a else 'B'}"
+        return row
+    if not a and not b:
         row.verdict, row.reason = NO_DIFF, "did not move on either side"
         return row
     if not a or not b:
-        row.reason = f"no figure on {'A' if not a else 'B'}"
+        row.reason = f"moved on {'B' if not a else 'A'} only"
         return row
     row.shift, row.p = abstats.hodges_lehmann(a, b), abstats.mann_whitney_p(a, b)
     row.interval = abstats.bootstrap_ci(a, b, confidence, seed=seed)

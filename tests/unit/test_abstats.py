@@ -191,6 +191,9 @@ def test_vip_that_moved_on_neither_side_is_no_difference():
     move = figure(abcompare.compare_sides(a, b), "VIP public move")
     assert move.verdict == abcompare.NO_DIFF and move.reason == "did not move on either side"
     assert "did not move n=5" in abcompare.text_table(abcompare.compare_sides(a, b))
+    for doc in b:
+        kill(doc)["results"][0]["vip"]["public"]["move_s"] = 3.0
+    assert figure(abcompare.compare_sides(a, b), "VIP public move").reason == "moved on B only"
 
 
 def test_notes_name_what_differs_besides_the_agents():
