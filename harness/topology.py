@@ -665,7 +665,8 @@ def _agent(c: _Ctx, agent, key: str) -> str:
     return agent
 
 
-RESERVED_IDS = {"fence-nodes"}      # templates/cib.crm.j2
+FENCE_DEVICE_ID = "fence-nodes"     # the stonith resource templates/cib.crm.j2 defines
+RESERVED_IDS = {FENCE_DEVICE_ID}
 
 
 def _resources(c: _Ctx, raw) -> Resources:

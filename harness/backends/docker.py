@@ -269,11 +269,13 @@ class DockerBackend(Backend):
         nodes = {self.container_name(n.name): n.name for n in self.topology.nodes}
         out = []
         for e in requests_since(self.run_id, since_wall):
-            if e["method"] != "POST" or e["t"] > until_wall:
+            refused = e["status"] >= 300
+            # power actions, and any request the device refused: a broken device fails the
+            # agent's first query (list or inspect), before it ever tries a power action
+            if e["t"] > until_wall or (e["method"] != "POST" and not refused):
                 continue
-            ref, action = e["path"].rsplit("/", 2)[-2:]
-            verdict = "done" if e["status"] < 300 else f"REFUSED (HTTP {e['status']})"
-            out.append((e["t"], f"fence device: {action} {nodes.get(ref, ref)} {verdict}"))
+            verdict = f"REFUSED (HTTP {e['status']})" if refused else "done"
+            out.append((e["t"], f"fence device: {gate_request(e['method'], e['path'], nodes)} {verdict}"))
         return out
 
     def describe(self) -> dict:
@@ -281,6 +283,19 @@ class DockerBackend(Backend):
                 "nodes": {n.name: {"container": self.container_name(n.name), "ip": n.ip}
                           for n in self.topology.nodes},
                 "shell": shlex.join(self.login_argv(self.topology.nodes[0].name))}
+
+
+def gate_request(method: str, path: str, nodes: dict[str, str]) -> str:
+    """'restart node2', 'inspect node2', 'list' for a request fence_docker made of the gate."""
+    parts = path.split("?")[0].strip("/").split("/")     # [v1.41,] containers, REF|json, ACTION
+    if parts and parts[0].startswith("v"):
+        parts = parts[1:]
+    if parts[:2] == ["containers", "json"]:
+        return "list"
+    if len(parts) == 3 and parts[0] == "containers":
+        ref, action = parts[1], parts[2]
+        return f"{'inspect' if method == 'GET' and action == 'json' else action} {nodes.get(ref, ref)}"
+    return f"{method} {path}"
 
 
 # ---------------------------------------------------------------- cleanup

@@ -5,6 +5,7 @@ import time
 import pytest
 
 from harness.cluster import poll
+from harness.topology import FENCE_DEVICE_ID
 
 pytestmark = [pytest.mark.cluster, pytest.mark.fencing]
 
@@ -22,6 +23,8 @@ def test_fence_device_failure_keeps_resources_stopped_until_it_returns(scenario,
     holder = cluster.vip_holder()
     survivor = next(n for n in cluster.node_names if n != holder)
     vip = cluster.vip_resource("public")
+    # the stonith resource's start or monitor where it moves fails while the device is broken
+    scenario.expected_failures.add(FENCE_DEVICE_ID)
     scenario.start_probes()
     scenario.baseline()
     device = scenario.nemesis.fence_device_failure()
