@@ -134,6 +134,18 @@ def remove_cluster(topology, backend: str, run_id: str, log=print) -> None:
     log(f"[ab] removed the A/B cluster {run_id} ({len(removed)} objects)")
 
 
+def rejudge(job_dir: str, confidence: float, min_effect: float) -> int:
+    """The comparison of a finished A/B again (other thresholds, a newer comparison): runs nothing."""
+    path = Path(job_dir)
+    try:
+        records = json.loads((path / "job.json").read_text())["topologies"]
+    except (OSError, ValueError, KeyError) as e:
+        raise AbError(f"{job_dir}: not an A/B directory (job.json: {e})") from None
+    if not any("side" in r for r in records):
+        raise AbError(f"{job_dir}: a job without A/B sides (made by `harness job`, not `harness ab`)")
+    return compare(path, records, confidence, min_effect)
+
+
 def main(topology: str, agent_specs: list[str], dir_specs: list[str], expr: str | None, repeat: int,
          confidence: float, min_effect: float, reports_dir: str, backend: str, keep: bool, extra: list[str]) -> int:
     if repeat < 1:

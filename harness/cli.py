@@ -388,6 +388,11 @@ def cmd_job(args):
 def cmd_ab(args):
     from . import ab, job
     topology = args.topology or args.topology_opt
+    if args.rejudge:
+        try:
+            sys.exit(ab.rejudge(args.rejudge, args.confidence, args.min_effect))
+        except ab.AbError as e:
+            _fail(str(e))
     if not topology:
         _fail("ab needs a topology (ab TOPOLOGY or --topology TOPOLOGY)")
     try:
@@ -542,6 +547,8 @@ def main(argv=None):
     s.add_argument("--reports-dir", default="reports", help="writes DIR/ab-<time>-<topology>/ (default: reports)")
     s.add_argument("--backend", default="docker")
     s.add_argument("--keep-cluster", action="store_true", help="leave the A/B cluster up afterwards")
+    s.add_argument("--rejudge", metavar="AB_DIR", help="only compare again the sessions of a finished A/B "
+                                                       "(e.g. with another --confidence/--min-effect); runs nothing")
     s.set_defaults(fn=cmd_ab)
     s = sub.add_parser("job-summary", help="rebuild a job's summary from existing run directories (runs nothing)")
     s.add_argument("dirs", nargs="+", metavar="DIR",

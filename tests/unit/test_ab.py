@@ -4,6 +4,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from harness import ab
 from harness.plugin import hang_targets
 from harness import topology
@@ -43,6 +45,18 @@ def test_same_agent_on_both_sides_is_no_regression(tmp_path):
     records = job_dir(tmp_path, [(s, FAST) for s in ab.order(4)])
     assert ab.compare(tmp_path, records, 0.95, 0.5, out=lambda m: None) == 0
     assert "slower" not in (tmp_path / "comparison.txt").read_text()
+
+
+def test_rejudge_compares_a_finished_ab_again(tmp_path):
+    records = job_dir(tmp_path, [(s, FAST if s == "A" else SLOW) for s in ab.order(4)])
+    (tmp_path / "job.json").write_text(json.dumps({"topologies": records}))
+    assert ab.rejudge(str(tmp_path), 0.95, 0.5) == 1
+    assert ab.rejudge(str(tmp_path), 0.95, 60.0) == 0          # no shift reaches a minute
+    (tmp_path / "job.json").write_text(json.dumps({"topologies": [{"run_dir": "x"}]}))
+    with pytest.raises(ab.AbError, match="without A/B sides"):
+        ab.rejudge(str(tmp_path), 0.95, 0.5)
+    with pytest.raises(ab.AbError, match="not an A/B directory"):
+        ab.rejudge(str(tmp_path / "none"), 0.95, 0.5)
 
 
 def test_failed_gate_means_no_side_b(tmp_path):
