@@ -43,6 +43,27 @@ class AuditReport:
         return not self.problems
 
 
+@dataclass(frozen=True)
+class Votequorum:
+    """One node's votequorum view (`corosync-quorumtool -s`)."""
+    quorate: bool
+    expected_votes: int
+    total_votes: int
+    qdevice_vote: bool        # the quorum device's vote counts in this node's partition
+
+
+def parse_quorumtool(text: str) -> Votequorum:
+    """corosync-quorumtool -s (it has no XML output); raises ClusterError on other text."""
+    fields = dict(re.findall(r"^([A-Z][\w ]+?):\s+(.*?)\s*$", text, re.M))
+    try:
+        quorate, expected, total = fields["Quorate"], int(fields["Expected votes"]), int(fields["Total votes"])
+    except (KeyError, ValueError):
+        raise ClusterError(f"not corosync-quorumtool output: {text.strip()[:120]!r}") from None
+    # membership rows: "    Nodeid  Votes  Qdevice Name"; the device's own row is "0  1  Qdevice"
+    qdevice = re.search(r"^\s*0\s+1\s+Qdevice\s*$", text, re.M) is not None
+    return Votequorum(quorate == "Yes", expected, total, qdevice)
+
+
 class Cluster:
     def __init__(self, backend):
         self.backend = backend
@@ -93,6 +114,10 @@ class Cluster:
     def state(self, node: str | None = None) -> ClusterState:
         """crm_mon's view from one node (any answering node by default)."""
         return self.view(node)[1]
+
+    def votequorum(self, node: str) -> Votequorum:
+        r = self.backend.exec(node, ["corosync-quorumtool", "-s"], timeout=15, check=False)
+        return parse_quorumtool(r.out)
 
     def holds(self, node: str, ip: str) -> bool:
         """The node really carries the address (from `ip addr`), whatever Pacemaker believes."""

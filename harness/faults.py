@@ -14,6 +14,8 @@ import signal
 import threading
 
 from . import healcheck
+from .cluster import poll
+from .topology import QNETD
 
 _ids = itertools.count(1)
 
@@ -210,11 +212,13 @@ class Partition(IptablesFault):
     """
     name = "partition"
 
-    def __init__(self, nemesis, groups, only_corosync: bool = False):
+    def __init__(self, nemesis, groups, only_corosync: bool = False, cut_from_arbiter=()):
         self.groups = [list(g) for g in groups]
         self.only_corosync = only_corosync
-        super().__init__(nemesis, " | ".join(",".join(g) for g in self.groups),
-                         groups=self.groups, only_corosync=only_corosync)
+        self.cut_from_arbiter = list(cut_from_arbiter)     # nodes that lose the quorum device too
+        super().__init__(nemesis, " | ".join(",".join(g) for g in self.groups), groups=self.groups,
+                         only_corosync=only_corosync, **({"cut_from_arbiter": self.cut_from_arbiter}
+                                                         if self.cut_from_arbiter else {}))
 
     def rules(self):
         topo = self.nemesis.cluster.topology
@@ -225,6 +229,8 @@ class Partition(IptablesFault):
             for node in group:
                 # knet sends from and to port 5405, so --dport matches both directions
                 rules[node] = _drop_between(others, extra)
+                if node in self.cut_from_arbiter:
+                    rules[node] += _drop_between([topo.corosync.qdevice.ip])
         return rules
 
 
@@ -418,6 +424,30 @@ class FenceDeviceFailure(Fault):
         self.backend.fence_device_broken(False)
 
 
+class QuorumDeviceLoss(Fault):
+    """The quorum device's arbiter dies (power cut). Heal boots it, starts corosync-qnetd and
+    waits until every running node's quorum device client casts its vote again."""
+    name = "qnetd-loss"
+
+    def __init__(self, nemesis):
+        super().__init__(nemesis, QNETD)
+
+    def _apply(self):
+        self.backend.kill(QNETD)
+
+    def _heal(self):
+        if self.backend.power_state(QNETD) != "running":
+            self.backend.start(QNETD)
+        self.nemesis.provisioner.start_qnetd()
+        cluster = self.nemesis.cluster
+
+        def voting():
+            missing = [n for n in cluster.running_nodes() if not cluster.votequorum(n).qdevice_vote]
+            return not missing, f"no quorum device vote on {missing}"
+        # qdevice reconnects on its own (its connect timeout is a few seconds)
+        poll(voting, 90, interval=1, what="every node counting the quorum device's vote again")
+
+
 # ---------------------------------------------------------------- the nemesis
 
 CLUSTER_STACK = ("corosync", "pacemaker")
@@ -505,14 +535,22 @@ class Nemesis:
             self._losing(node)          # the node's membership goes with its cluster stack
         return ServiceFaults(self, node, unit)
 
-    def isolate(self, node: str, only_corosync: bool = False) -> Fault:
+    def isolate(self, node: str, only_corosync: bool = False, from_arbiter: bool = False) -> Fault:
+        """Cut a node from the others (and, with from_arbiter, from the quorum device too)."""
         others = [n.name for n in self.cluster.topology.nodes if n.name != node]
+        if from_arbiter and self.cluster.topology.corosync.qdevice is None:
+            raise FaultError(f"topology {self.cluster.topology.name} has no quorum device to cut {node} from")
         self._losing(node)
-        return Partition(self, [[node], others], only_corosync).apply()
+        return Partition(self, [[node], others], only_corosync, [node] if from_arbiter else ()).apply()
 
     def partition(self, *groups) -> Fault:
         self._losing(*(n for g in groups for n in g))
         return Partition(self, groups).apply()
+
+    def quorum_device_loss(self) -> Fault:
+        if self.cluster.topology.corosync.qdevice is None:
+            raise FaultError(f"topology {self.cluster.topology.name} has no quorum device (corosync.qdevice)")
+        return QuorumDeviceLoss(self).apply()
 
     def block_port(self, node: str, port: int) -> Fault:
         return PortBlock(self, node, port).apply()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from . import checkers, topology as topo_mod
-from .cluster import ClusterError
+from .cluster import ClusterError, poll
 from .faults import Nemesis
 from .history import History
 from .run import ClusterRun
@@ -88,6 +88,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "bare_cluster: a harness self-test run only on topologies without OpenStack")
     config.addinivalue_line("markers", "http_probe: the scenario needs an HTTP probe target in the topology")
     config.addinivalue_line("markers", "fencing: the scenario needs a topology that fences (a fencing section)")
+    config.addinivalue_line("markers", "qdevice: the scenario needs a quorum device (corosync.qdevice)")
     config.addinivalue_line("markers", "leaves_damage(why): the scenario leaves the cluster damaged on purpose; "
                                        "it fails unless the post-scenario reset was needed")
     try:
@@ -140,6 +141,8 @@ def pytest_collection_modifyitems(config, items):
                                                     "(it resets the cluster on purpose)"))
         if item.get_closest_marker("fencing") and topo.fencing is None:
             item.add_marker(pytest.mark.skip(reason=f"topology {topo.name} does not fence"))
+        if item.get_closest_marker("qdevice") and topo.corosync.qdevice is None:
+            item.add_marker(pytest.mark.skip(reason=f"topology {topo.name} has no quorum device"))
         if item.get_closest_marker("http_probe") and not topo.http_checks:
             item.add_marker(pytest.mark.skip(reason=f"topology {topo.name} defines no HTTP probe"))
 
@@ -355,6 +358,8 @@ def _after_scenario(sc, nemesis, cluster) -> list[str]:
         if cluster.topology.fencing is not None:
             events = cluster.backend.fence_events(sc.history.t0_wall, time.time())
             problems += checkers.unexpected_fencing(events, sc.lost_nodes, cluster.node_names)
+        if cluster.topology.corosync.qdevice is not None:
+            problems += _qdevice_problems(cluster)
         for f in audit.explained_failures:
             # the fault's own consequences: reported, then forgotten before the next scenario
             sc.history.record("consequence", resource=f.resource, op=f.op, node=f.node, rc=f.exitcode,
@@ -371,6 +376,20 @@ def _after_scenario(sc, nemesis, cluster) -> list[str]:
         with sc.phase("clients_ready"):
             problems += _clients_problem(sc)
     return problems
+
+
+def _qdevice_problems(cluster) -> list[str]:
+    """Every online node counts the quorum device's vote again (its client reconnects by itself
+    within seconds: a minute is generous)."""
+    def check():
+        views = {n: cluster.votequorum(n) for n in cluster.state().online}
+        missing = sorted(n for n, v in views.items() if not v.qdevice_vote)
+        return not missing, missing
+    try:
+        poll(check, 60, interval=2, what="the quorum device's vote on every online node")
+    except ClusterError as e:
+        return [str(e)]
+    return []
 
 
 def _clients_problem(sc) -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import jinja2
 
 from .cluster import Cluster, poll
+from .topology import QNETD
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -84,9 +85,20 @@ class Provisioner:
         poll(check, timeout, interval=0.3, what=f"{node} booted")
 
     def start_stack(self, node: str) -> None:
-        """Start corosync then pacemaker on one node (also used to rejoin a node)."""
+        """Start corosync (and its quorum device client) then pacemaker on one node (also
+        used to rejoin a node)."""
         self.wait_booted(node)
-        self.backend.exec(node, "systemctl start corosync && systemctl start pacemaker", timeout=120)
+        qdevice = "systemctl start corosync-qdevice && " if self.topology.corosync.qdevice else ""
+        self.backend.exec(node, f"systemctl start corosync && {qdevice}systemctl start pacemaker", timeout=120)
+
+    def start_qnetd(self) -> None:
+        """The quorum device's arbiter: corosync-qnetd without TLS (it serves only this run's
+        isolated network), listening before any node's qdevice looks for it."""
+        self.wait_booted(QNETD)
+        self.backend.copy(QNETD, b'COROSYNC_QNETD_OPTIONS="-s off"\n', "/etc/default/corosync-qnetd")
+        self.backend.exec(QNETD, "systemctl start corosync-qnetd", timeout=60)
+        poll(lambda: (self.backend.exec(QNETD, ["corosync-qnetd-tool", "-s"], check=False).ok, "not answering"),
+             30, interval=0.5, what="corosync-qnetd answering")
 
     def install_agents(self) -> None:
         """Copy resource agent directories (the project's own, a user's RA checkout) into every node."""
@@ -114,6 +126,9 @@ class Provisioner:
         self.log("nodes booted (systemd running)")
         self.write_cluster_files()
         self.install_agents()
+        if self.topology.corosync.qdevice:
+            self.start_qnetd()
+            self.log(f"quorum device arbiter (corosync-qnetd) up at {self.topology.corosync.qdevice.ip}")
         self._each(self.start_stack)
         self.log("corosync and pacemaker started on every node")
         cluster = cluster or Cluster(self.backend)

@@ -37,11 +37,23 @@ class Vip:
 
 
 @dataclass(frozen=True)
+class QDevice:
+    """A quorum device: corosync-qnetd on an arbiter of its own on the run's network (outside
+    the cluster), corosync-qdevice on every node; its vote settles a split of the nodes."""
+    ip: str
+    algorithm: str = "ffsplit"       # ffsplit: the vote goes to one half of an even split; lms
+
+
+QNETD = "qnetd"                      # the arbiter's name (the backend's host for it)
+
+
+@dataclass(frozen=True)
 class Corosync:
     transport: str = "knet"
     token: int = 1000
     consensus: int | None = None     # corosync's default is 1.2 * token
     two_node: bool = False
+    qdevice: QDevice | None = None
 
 
 @dataclass(frozen=True)
@@ -283,10 +295,13 @@ class Topology:
         def move(ip: str) -> str:
             return str(new.network_address + (int(ipaddress.ip_address(ip)) - int(old.network_address)))
 
+        qdevice = self.corosync.qdevice
         return dataclasses.replace(
             self, subnet=str(new),
             nodes=tuple(Node(n.name, move(n.ip)) for n in self.nodes),
-            vips=tuple(Vip(v.name, move(v.ip)) for v in self.vips))
+            vips=tuple(Vip(v.name, move(v.ip)) for v in self.vips),
+            corosync=dataclasses.replace(self.corosync, qdevice=qdevice and dataclasses.replace(
+                qdevice, ip=move(qdevice.ip))))
 
     def expand(self, value: Any) -> str:
         """Resolve ${vip.NAME}, ${vip.NAME.prefix} and ${node.NAME} in a value."""
@@ -412,7 +427,8 @@ def parse(data, source: str = "<topology>") -> Topology:
         if top.get(section) is not None and "openstack" not in layers:
             c.fail(section, "needs the openstack image layer (image.layers: [cluster, openstack])")
     resources = _resources(c, top.get("resources") or {})
-    fencing = _fencing(c, top.get("fencing"), len(nodes))
+    fencing = _fencing(c, top.get("fencing"), len(nodes),
+                       qdevice=isinstance(top.get("corosync"), dict) and top["corosync"].get("qdevice") is not None)
     properties = _flat(c, top.get("properties"), "properties")
     if fencing is not None:
         if properties.get("stonith-enabled", "true") != "true":
@@ -422,7 +438,7 @@ def parse(data, source: str = "<topology>") -> Topology:
         properties = {**properties, **fencing.properties()}
     topo = Topology(
         name=name, source=source, subnet=str(subnet), nodes=nodes, vips=vips,
-        corosync=_corosync(c, top.get("corosync") or {}, len(nodes)), layers=layers,
+        corosync=_corosync(c, top.get("corosync") or {}, nodes, vips, subnet, layers), layers=layers,
         properties=properties, fencing=fencing,
         rsc_defaults=_flat(c, top.get("rsc_defaults"), "rsc_defaults"),
         op_defaults=_flat(c, top.get("op_defaults"), "op_defaults"),
@@ -590,8 +606,9 @@ def _vips(c: _Ctx, raw, subnet, node_ips: set) -> tuple:
     return tuple(vips)
 
 
-def _corosync(c: _Ctx, raw, n_nodes: int) -> Corosync:
-    raw = c.mapping(raw, "corosync", {"transport", "token", "consensus", "two_node"})
+def _corosync(c: _Ctx, raw, nodes, vips, subnet, layers) -> Corosync:
+    n_nodes = len(nodes)
+    raw = c.mapping(raw, "corosync", {"transport", "token", "consensus", "two_node", "qdevice"})
     transport = raw.get("transport", "knet")
     if transport not in ("knet", "udpu"):
         c.fail("corosync.transport", f"{transport!r} is not supported (knet, udpu)")
@@ -601,20 +618,42 @@ def _corosync(c: _Ctx, raw, n_nodes: int) -> Corosync:
     consensus = raw.get("consensus")
     if consensus is not None and (not isinstance(consensus, int) or consensus <= token):
         c.fail("corosync.consensus", f"{consensus!r} must be an integer greater than token ({token})")
+    qdevice = _qdevice(c, raw.get("qdevice"), nodes, vips, subnet, layers)
     two_node = raw.get("two_node", "auto")
     if two_node == "auto":
-        two_node = n_nodes == 2
+        two_node = n_nodes == 2 and qdevice is None
     elif not isinstance(two_node, bool):
         c.fail("corosync.two_node", f"{two_node!r} must be true, false or auto")
     if two_node and n_nodes != 2:
         c.fail("corosync.two_node", f"two_node needs exactly 2 nodes, topology has {n_nodes}")
-    return Corosync(transport, token, consensus, two_node)
+    if two_node and qdevice:
+        c.fail("corosync.two_node", "two_node and a quorum device exclude each other (the device's vote "
+                                    "replaces two_node): remove one")
+    return Corosync(transport, token, consensus, two_node, qdevice)
+
+
+def _qdevice(c: _Ctx, raw, nodes, vips, subnet, layers) -> QDevice | None:
+    if raw is None:
+        return None
+    raw = c.mapping(raw, "corosync.qdevice", {"ip", "algorithm"}, {"ip"})
+    ip = c.ip(raw["ip"], "corosync.qdevice.ip")
+    _in_subnet(c, ip, subnet, "corosync.qdevice.ip")
+    if str(ip) in {n.ip for n in nodes} | {v.ip for v in vips}:
+        c.fail("corosync.qdevice.ip", f"{ip} is a node's or a VIP's address: the arbiter needs its own")
+    algorithm = raw.get("algorithm", "ffsplit")
+    if algorithm not in ("ffsplit", "lms"):
+        c.fail("corosync.qdevice.algorithm", f"{algorithm!r} is not supported (ffsplit, lms)")
+    if "qdevice" not in layers:
+        c.fail("corosync.qdevice", "needs the qdevice image layer (image.layers: [cluster, qdevice])")
+    if QNETD in {n.name for n in nodes}:
+        c.fail("corosync.qdevice", f"a node is named {QNETD!r}, the arbiter's name: rename the node")
+    return QDevice(str(ip), algorithm)
 
 
 FENCE_DEVICES = ("docker",)
 
 
-def _fencing(c: _Ctx, raw, n_nodes: int) -> Fencing | None:
+def _fencing(c: _Ctx, raw, n_nodes: int, qdevice: bool = False) -> Fencing | None:
     if raw is None:
         return None
     raw = c.mapping(raw, "fencing", {"device", "delay_max", "priority_delay", "timeout"}, {"device"})
@@ -626,9 +665,10 @@ def _fencing(c: _Ctx, raw, n_nodes: int) -> Fencing | None:
         if not isinstance(v, int) or isinstance(v, bool) or v < low:
             c.fail(f"fencing.{key}", f"{v!r} must be a whole number of seconds >= {low}")
         values[key] = v
-    if n_nodes == 2 and not (values["delay_max"] or values["priority_delay"]):
-        c.fail("fencing", "a 2-node cluster needs delay_max or priority_delay: else both nodes "
-                          "fence each other at once")
+    # with a quorum device only the half that keeps quorum fences: there is no race to settle
+    if n_nodes == 2 and not qdevice and not (values["delay_max"] or values["priority_delay"]):
+        c.fail("fencing", "a 2-node cluster needs delay_max or priority_delay (or a corosync.qdevice): "
+                          "else both nodes fence each other at once")
     return Fencing(raw["device"], **values)
 
 

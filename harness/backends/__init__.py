@@ -33,7 +33,9 @@ class CommandFailed(BackendError):
 
 
 class Backend(abc.ABC):
-    """One cluster's nodes. `node` arguments are topology node names."""
+    """One cluster's nodes. `node` arguments are topology node names; a topology with a
+    quorum device also has its arbiter, a host named topology.QNETD outside the cluster,
+    which create() makes and every per-host method (exec, kill, start, ...) accepts."""
 
     name = "abstract"
 

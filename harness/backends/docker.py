@@ -13,9 +13,10 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, NotFound
 
-from ..labels import (NODE_LABEL, OWNER_PID_LABEL, OWNER_START_LABEL, PREFIX, RUN_LABEL,
+from ..labels import (NODE_LABEL, ROLE_LABEL, OWNER_PID_LABEL, OWNER_START_LABEL, PREFIX, RUN_LABEL,
                       SOURCE_LABEL, TOPOLOGY_LABEL)
 from ..ownership import process_start, unmark_kept
+from ..topology import QNETD
 from . import Backend, BackendError, ExecResult, Platform
 
 # --privileged fails on these hosts (CAP_SYS_RESOURCE is not grantable); this set runs systemd.
@@ -117,17 +118,25 @@ class DockerBackend(Backend):
             self.cli.volumes.create(name, labels=self._labels())
             binds[name] = {"bind": vol.path, "mode": "rw"}
         for node in self.topology.nodes:
-            endpoint = self.cli.api.create_endpoint_config(ipv4_address=node.ip)
-            self.cli.api.create_container(
-                image, name=self.container_name(node.name), hostname=node.name,
-                labels=self._labels(**{NODE_LABEL: node.name}),
-                host_config=self.cli.api.create_host_config(
-                    **{**NODE_HOST_CONFIG, "binds": binds},
-                    extra_hosts={n.name: n.ip for n in self.topology.nodes}),
-                networking_config=self.cli.api.create_networking_config({self.network_name: endpoint}),
-                stop_signal="SIGRTMIN+3")
+            self._create_container(image, node.name, node.ip, self._labels(**{NODE_LABEL: node.name}), binds)
+        qdevice = self.topology.corosync.qdevice
+        if qdevice:
+            # the quorum device's arbiter: same image, on the run's network, not a cluster node
+            self._create_container(image, QNETD, qdevice.ip, self._labels(**{ROLE_LABEL: QNETD}),
+                                   dict(NODE_HOST_CONFIG["binds"]))
+            self.start(QNETD)
         for node in self.topology.nodes:
             self.start(node.name)
+
+    def _create_container(self, image: str, name: str, ip: str, labels: dict, binds: dict) -> None:
+        endpoint = self.cli.api.create_endpoint_config(ipv4_address=ip)
+        self.cli.api.create_container(
+            image, name=self.container_name(name), hostname=name, labels=labels,
+            host_config=self.cli.api.create_host_config(
+                **{**NODE_HOST_CONFIG, "binds": binds},
+                extra_hosts={n.name: n.ip for n in self.topology.nodes}),
+            networking_config=self.cli.api.create_networking_config({self.network_name: endpoint}),
+            stop_signal="SIGRTMIN+3")
 
     def exists(self) -> bool:
         try:

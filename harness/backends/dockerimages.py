@@ -148,7 +148,7 @@ def _build_layer(client, layer: str, below: str, tag: str, log) -> None:
             progress.line(line, now=line.startswith("Step "))
 
 
-def ensure_images(client, layers=LAYERS, mirror: str = DEFAULT_MIRROR, log=print,
+def ensure_images(client, layers=("cluster",), mirror: str = DEFAULT_MIRROR, log=print,
                   rebuild: bool = False) -> list[BuildResult]:
     """Return the build/reuse result of every image up to the last layer."""
     results = []

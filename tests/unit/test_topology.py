@@ -237,3 +237,50 @@ def test_the_cli_lists_and_prints_shipped_topologies(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["topologies", "nope"])
     assert e.value.code == 2 and "no shipped topology" in capsys.readouterr().err
+
+
+def test_quorum_device_replaces_two_node_and_moves_with_the_subnet():
+    t = topology.load(ROOT / "harness/topologies/ha-2node-qdevice.yaml")
+    assert t.corosync.qdevice == topology.QDevice("10.213.16.5", "ffsplit") and not t.corosync.two_node
+    assert t.fencing.delay_max == 0          # no fence race to settle with the device's vote
+    from harness import provision
+    conf = provision.render_corosync_conf(t, "r1")
+    assert "two_node" not in conf and "host: 10.213.16.5" in conf and "tls: off" in conf
+    moved = t.relocated("10.213.40.0/24")
+    assert moved.corosync.qdevice.ip == "10.213.40.5" and moved.corosync.qdevice.algorithm == "ffsplit"
+
+
+@pytest.mark.parametrize("corosync, layers, message", [
+    ({"qdevice": {"ip": "10.213.10.11"}}, ["cluster", "qdevice"],
+     r"^<t>: corosync.qdevice.ip: 10.213.10.11 is a node's or a VIP's address"),
+    ({"qdevice": {"ip": "10.9.9.9"}}, ["cluster", "qdevice"], r"corosync.qdevice.ip: 10.9.9.9 is outside subnet 10.213.10.0/24"),
+    ({"qdevice": {"ip": "10.213.10.5", "algorithm": "2nodelms"}}, ["cluster", "qdevice"],
+     r"corosync.qdevice.algorithm: '2nodelms' is not supported \(ffsplit, lms\)"),
+    ({"qdevice": {"ip": "10.213.10.5"}}, ["cluster"], r"corosync.qdevice: needs the qdevice image layer"),
+    ({"qdevice": {"ip": "10.213.10.5"}, "two_node": True}, ["cluster", "qdevice"],
+     r"corosync.two_node: two_node and a quorum device exclude each other"),
+    ({"qdevice": {"host": "x"}}, ["cluster", "qdevice"], r"corosync.qdevice"),
+])
+def test_quorum_device_errors_are_one_line(corosync, layers, message):
+    data = copy.deepcopy(BASE)
+    data["corosync"] = {**data["corosync"], **corosync}
+    if corosync.get("two_node") is None:
+        data["corosync"].pop("two_node", None)
+    data["image"] = {"layers": layers}
+    with pytest.raises(TopologyError, match=message) as e:
+        topology.parse(data, "<t>")
+    assert "\n" not in str(e.value)
+
+
+def test_quorumtool_output_is_parsed():
+    from harness.cluster import ClusterError, parse_quorumtool
+    rows = ("    Nodeid      Votes    Qdevice Name\n         1          1    A,V,NMW node1 (local)\n"
+            "         2          1    A,V,NMW node2\n")
+    text = ("Quorum provider:  corosync_votequorum\nQuorate:          {q}\n\nExpected votes:   3\n"
+            "Total votes:      {t}\nFlags:            Quorate Qdevice\n\n{rows}")
+    v = parse_quorumtool(text.format(q="Yes", t=3, rows=rows + "         0          1            Qdevice\n"))
+    assert v.quorate and v.expected_votes == 3 and v.total_votes == 3 and v.qdevice_vote
+    v = parse_quorumtool(text.format(q="No", t=1, rows=rows.replace("A,V", "NA,NV")))
+    assert not v.quorate and v.total_votes == 1 and not v.qdevice_vote
+    with pytest.raises(ClusterError, match="not corosync-quorumtool output"):
+        parse_quorumtool("Cannot initialize QUORUM service\n")
