@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from .crmxml import parse_constraint_ids
+from .topology import QNETD
 
 TAG = "ha-harness"       # iptables comment on every rule a fault inserts
 
@@ -58,6 +59,8 @@ def leftovers(cluster) -> list[str]:
             problems.append(f"{node}: not readable ({(r.err or r.out).strip()[:120]})")
             continue
         problems += [f"{node}: {p}" for p in node_problems(parse_node_probe(r.out))]
+    if cluster.topology.corosync.qdevice is not None and backend.power_state(QNETD) != "running":
+        problems.append(f"{QNETD}: the quorum device's arbiter is {backend.power_state(QNETD)}")
     problems += cib_leftovers(cluster)
     return problems
 

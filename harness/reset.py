@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from . import healcheck
+from .topology import QNETD
 
 
 @dataclass
@@ -100,6 +101,9 @@ class ClusterReset:
     # ------------------------------------------------------------ the steps
     def clear_and_cleanup(self) -> None:
         self.cluster.expected_down.clear()
+        if self.run.topology.corosync.qdevice is not None and self.backend.power_state(QNETD) != "running":
+            self.backend.start(QNETD)
+            self.run.provisioner.start_qnetd()
         for node in self.cluster.node_names:
             state = self.backend.power_state(node)
             if state == "paused":
