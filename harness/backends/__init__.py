@@ -194,13 +194,16 @@ class Platform(abc.ABC):
         return get_backend(self.name, topology, run_id)
 
 
-BACKENDS = ("docker",)
+BACKENDS = ("docker", "vagrant")
 
 
 def get_platform(name: str) -> Platform:
     if name == "docker":
         from .docker import DockerPlatform
         return DockerPlatform()
+    if name == "vagrant":
+        from .vagrant import VagrantPlatform
+        return VagrantPlatform()
     raise BackendError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})")
 
 
@@ -208,4 +211,6 @@ def get_backend(name: str, topology, run_id: str) -> Backend:
     if name == "docker":
         from .docker import DockerBackend
         return DockerBackend(topology, run_id)
+    if name == "vagrant":
+        raise BackendError("vagrant backend: cluster nodes (create, exec, faults) not built yet")
     raise BackendError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})")
