@@ -59,8 +59,11 @@ def parse_quorumtool(text: str) -> Votequorum:
         quorate, expected, total = fields["Quorate"], int(fields["Expected votes"]), int(fields["Total votes"])
     except (KeyError, ValueError):
         raise ClusterError(f"not corosync-quorumtool output: {text.strip()[:120]!r}") from None
-    # membership rows: "    Nodeid  Votes  Qdevice Name"; the device's own row is "0  1  Qdevice"
-    qdevice = re.search(r"^\s*0\s+1\s+Qdevice\s*$", text, re.M) is not None
+    # membership rows "Nodeid Votes [Qdevice-flags] Name" (the device's own row has nodeid 0):
+    # the device's vote counts when the total exceeds what the member nodes bring
+    rows = re.findall(r"^\s*(\d+)\s+(\d+)\s+\S.*$", text.split("Membership information", 1)[-1], re.M)
+    node_votes = sum(int(votes) for nodeid, votes in rows if nodeid != "0")
+    qdevice = total > node_votes
     return Votequorum(quorate == "Yes", expected, total, qdevice)
 
 
