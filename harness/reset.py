@@ -14,6 +14,7 @@ the report and the terminal summary.
 """
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -49,6 +50,12 @@ CLEAR_NODE = (
 )
 
 
+def parse_link_status(text: str) -> list[tuple[str, str]]:
+    """(nodeid, status) of each peer in `corosync-cfgtool -s` (knet: connected, disconnected,
+    localhost for the node itself); nothing for other transports."""
+    return re.findall(r"^\s*nodeid:?\s+(\d+):\s+(\w+)", text, re.M)
+
+
 class ClusterReset:
     def __init__(self, run, log=print, settle_s: float | None = None, clients=None):
         self.run = run
@@ -64,8 +71,28 @@ class ClusterReset:
     def backend(self):
         return self.run.backend
 
+    def links_down(self, grace_s: float = 15) -> list[str]:
+        """Corosync links to running peers that stay down for `grace_s` (knet's own view,
+        `corosync-cfgtool -s`): a split below the cluster stack, which no cleanup or stack
+        restart repairs, so waiting for the membership is pointless (seen: 60 s per step)."""
+        deadline = time.monotonic() + grace_s
+        while True:
+            running = self.cluster.running_nodes()
+            # nodeids follow the topology's node order (templates/corosync.conf.j2)
+            ids = {str(i): n.name for i, n in enumerate(self.run.topology.nodes, 1) if n.name in running}
+            down = []
+            for node in running:
+                r = self.backend.exec(node, ["corosync-cfgtool", "-s"], timeout=15, check=False)
+                down += [f"{node}: corosync link to nodeid {nid} ({ids[nid]}) {status}"
+                         for nid, status in parse_link_status(r.out) if status == "disconnected" and nid in ids]
+            if not down or time.monotonic() >= deadline:
+                return down
+            time.sleep(1)
+
     def health(self) -> list[str]:
         """Why the cluster is not known-good yet (empty: it is)."""
+        if down := self.links_down():
+            return down
         try:
             self.cluster.wait_formed(timeout=60)
             self.cluster.wait_settled(timeout=self.settle_s)
@@ -78,8 +105,13 @@ class ClusterReset:
         record = ResetRecord(after, reason)
         started = time.monotonic()
         self.log(f"cluster reset after {after}: {reason}")
+        below_stack = False
         for name, step in (("cleanup", self.clear_and_cleanup), ("restart cluster stack", self.restart_stack),
                            ("restart nodes", self.restart_nodes), ("re-provision", self.reprovision)):
+            if below_stack and name == "restart cluster stack":
+                record.steps.append(f"{name}: skipped (corosync links down: a stack restart cannot help)")
+                self.log(f"  reset step {name}: skipped (corosync links down: a stack restart cannot help)")
+                continue
             t = time.monotonic()
             try:
                 step()
@@ -87,6 +119,7 @@ class ClusterReset:
             except Exception as e:
                 problems = [f"{type(e).__name__}: {e}"]
             took = time.monotonic() - t
+            below_stack = any("corosync link to nodeid" in p for p in problems)
             outcome = "ok" if not problems else "; ".join(problems)[:300]
             record.steps.append(f"{name}: {outcome} ({took:.0f} s)")
             self.log(f"  reset step {name}: {outcome} ({took:.0f} s)")
