@@ -8,6 +8,8 @@ import shlex
 import sys
 import tarfile
 import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import docker
@@ -320,9 +322,9 @@ def remove_run(cli, run_id: str | None) -> list[str]:
     for rid in gates:
         if stop_gate(rid):
             removed.append(f"fence gate {rid}")
-    for c in cli.containers.list(all=True, filters={"label": label}):
-        c.remove(force=True, v=True)
-        removed.append(f"container {c.name}")
+    for c in list_containers(cli, label):
+        if c.remove(cli):
+            removed.append(f"container {c.name}")
     for n in cli.networks.list(filters={"label": label}):
         try:
             n.remove()
@@ -338,15 +340,39 @@ def remove_run(cli, run_id: str | None) -> list[str]:
     return removed
 
 
+@dataclass(frozen=True)
+class Listed:
+    """A container as the engine's list call gives it: docker-py's containers.list() inspects
+    each one afterwards and raises NotFound for one removed meanwhile (seen in the main job:
+    a run being torn down while another session listed its objects)."""
+    id: str
+    name: str
+    labels: dict
+    created: str          # ISO 8601, UTC, like networks' and volumes' CreatedAt
+
+    def remove(self, cli) -> bool:
+        try:
+            cli.api.remove_container(self.id, force=True, v=True)
+            return True
+        except NotFound:
+            return False          # gone already: what we wanted
+
+
+def list_containers(cli, label: str) -> list[Listed]:
+    return [Listed(c["Id"], (c.get("Names") or ["/" + c["Id"][:12]])[0].lstrip("/"), c.get("Labels") or {},
+                   datetime.fromtimestamp(c.get("Created", 0), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            for c in cli.api.containers(all=True, filters={"label": label})]
+
+
 def harness_runs(cli) -> dict[str, dict]:
     """Every run with objects on this engine: {run_id: {"pid", "pid_start", "topology",
     "source", "created"}} (created: the oldest object's creation time, ISO 8601)."""
     runs: dict[str, dict] = {}
-    for obj in [*cli.containers.list(all=True, filters={"label": RUN_LABEL}),
-                *cli.networks.list(filters={"label": RUN_LABEL}),
-                *cli.volumes.list(filters={"label": RUN_LABEL})]:
-        labels = obj.attrs.get("Config", {}).get("Labels") or obj.attrs.get("Labels") or {}
-        created = obj.attrs.get("Created") or obj.attrs.get("CreatedAt") or ""
+    objects = [(c.labels, c.created) for c in list_containers(cli, RUN_LABEL)]
+    objects += [(o.attrs.get("Labels") or {}, o.attrs.get("Created") or o.attrs.get("CreatedAt") or "")
+                for o in [*cli.networks.list(filters={"label": RUN_LABEL}),
+                          *cli.volumes.list(filters={"label": RUN_LABEL})]]
+    for labels, created in objects:
         run = runs.setdefault(labels[RUN_LABEL], {"pid": labels.get(OWNER_PID_LABEL),
                                                   "pid_start": labels.get(OWNER_START_LABEL),
                                                   "topology": labels.get(TOPOLOGY_LABEL),
@@ -391,12 +417,12 @@ class DockerPlatform(Platform):
 
     def objects_owned_by(self, pid: int) -> list[str]:
         cli, label = client(), f"{OWNER_PID_LABEL}={pid}"
-        return ([c.name for c in cli.containers.list(all=True, filters={"label": label})] +
+        return ([c.name for c in list_containers(cli, label)] +
                 [n.name for n in cli.networks.list(filters={"label": label})])
 
     def run_objects(self, run_id: str) -> list[str]:
         cli, label = client(), f"{RUN_LABEL}={run_id}"
-        return ([f"container {c.name}" for c in cli.containers.list(all=True, filters={"label": label})] +
+        return ([f"container {c.name}" for c in list_containers(cli, label)] +
                 [f"network {n.name}" for n in cli.networks.list(filters={"label": label})] +
                 [f"volume {v.name}" for v in cli.volumes.list(filters={"label": label})])
 
