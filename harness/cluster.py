@@ -122,6 +122,14 @@ class Cluster:
         r = self.backend.exec(node, ["corosync-quorumtool", "-s"], timeout=15, check=False)
         return parse_quorumtool(r.out)
 
+    def wait_qdevice_votes(self, timeout: float, nodes=None) -> None:
+        """Until every node given (default: every online node) counts the quorum device's vote."""
+        def check():
+            names = nodes() if callable(nodes) else self.state().online
+            missing = sorted(n for n in names if not self.votequorum(n).qdevice_vote)
+            return not missing, f"no quorum device vote on {missing}"
+        poll(check, timeout, interval=1, what="the quorum device's vote on every node")
+
     def holds(self, node: str, ip: str) -> bool:
         """The node really carries the address (from `ip addr`), whatever Pacemaker believes."""
         r = self.backend.exec(node, ["ip", "-o", "-4", "addr", "show"], timeout=10, check=False)

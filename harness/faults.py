@@ -14,7 +14,6 @@ import signal
 import threading
 
 from . import healcheck
-from .cluster import poll
 from .topology import QNETD
 
 _ids = itertools.count(1)
@@ -439,13 +438,9 @@ class QuorumDeviceLoss(Fault):
         if self.backend.power_state(QNETD) != "running":
             self.backend.start(QNETD)
         self.nemesis.provisioner.start_qnetd()
-        cluster = self.nemesis.cluster
-
-        def voting():
-            missing = [n for n in cluster.running_nodes() if not cluster.votequorum(n).qdevice_vote]
-            return not missing, f"no quorum device vote on {missing}"
         # qdevice reconnects on its own (its connect timeout is a few seconds)
-        poll(voting, 90, interval=1, what="every node counting the quorum device's vote again")
+        cluster = self.nemesis.cluster
+        cluster.wait_qdevice_votes(90, nodes=cluster.running_nodes)
 
 
 # ---------------------------------------------------------------- the nemesis

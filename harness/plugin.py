@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from . import checkers, topology as topo_mod
-from .cluster import ClusterError, poll
+from .cluster import ClusterError
 from .faults import Nemesis
 from .history import History
 from .run import ClusterRun
@@ -381,12 +381,8 @@ def _after_scenario(sc, nemesis, cluster) -> list[str]:
 def _qdevice_problems(cluster) -> list[str]:
     """Every online node counts the quorum device's vote again (its client reconnects by itself
     within seconds: a minute is generous)."""
-    def check():
-        views = {n: cluster.votequorum(n) for n in cluster.state().online}
-        missing = sorted(n for n, v in views.items() if not v.qdevice_vote)
-        return not missing, missing
     try:
-        poll(check, 60, interval=2, what="the quorum device's vote on every online node")
+        cluster.wait_qdevice_votes(60)
     except ClusterError as e:
         return [str(e)]
     return []
