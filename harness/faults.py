@@ -276,13 +276,17 @@ class Netem(Fault):
         super().__init__(nemesis, node, delay_ms=delay_ms, jitter_ms=jitter_ms, loss_pct=loss_pct)
 
     def _apply(self):
-        r = self.nemesis.exec(self.target, ["tc", "qdisc", "add", "dev", "eth0", "root", "netem", *self.args],
+        r = self.nemesis.exec(self.target, ["tc", "qdisc", "add", "dev", self._nic, "root", "netem", *self.args],
                               check=False)
         if not r.ok:
             raise FaultError(f"tc netem unavailable on this kernel: {r.err.strip()}")
 
     def _heal(self):
-        self.nemesis.exec(self.target, "tc qdisc del dev eth0 root", check=False)
+        self.nemesis.exec(self.target, f"tc qdisc del dev {self._nic} root", check=False)
+
+    @property
+    def _nic(self) -> str:
+        return self.nemesis.cluster.backend.cluster_nic
 
 
 class Flap(Fault):

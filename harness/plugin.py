@@ -75,6 +75,8 @@ def pytest_addoption(parser):
                 help="install this patched agent in place of the stock one on every node (repeatable)")
     g.addoption("--agents", action="append", default=[], metavar="PROVIDER=DIR",
                 help="the topology's ocf:PROVIDER agents from a checkout (DIR/PROVIDER/*) or a provider directory")
+    g.addoption("--instances-per-host", type=int, default=3,
+                help="instances booted on each compute host before an evacuation scenario (default: 3)")
     g.addoption("--no-agent-gate", action="store_true",
                 help="skip ocf-tester on patched agents before the scenarios (the gate runs by default)")
 
@@ -89,6 +91,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "http_probe: the scenario needs an HTTP probe target in the topology")
     config.addinivalue_line("markers", "fencing: the scenario needs a topology that fences (a fencing section)")
     config.addinivalue_line("markers", "qdevice: the scenario needs a quorum device (corosync.qdevice)")
+    config.addinivalue_line("markers", "instance_ha: the scenario needs instance HA (a compute host per node "
+                                       "and Masakari: openstack.compute per-node, the masakari service)")
     config.addinivalue_line("markers", "leaves_damage(why): the scenario leaves the cluster damaged on purpose; "
                                        "it fails unless the post-scenario reset was needed")
     try:
@@ -143,6 +147,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=f"topology {topo.name} does not fence"))
         if item.get_closest_marker("qdevice") and topo.corosync.qdevice is None:
             item.add_marker(pytest.mark.skip(reason=f"topology {topo.name} has no quorum device"))
+        if item.get_closest_marker("instance_ha") and not (
+                topo.openstack and topo.openstack.instance_ha and topo.openstack.compute_per_node):
+            item.add_marker(pytest.mark.skip(reason=f"topology {topo.name} has no instance HA "
+                                                    "(per-node compute and Masakari)"))
         if item.get_closest_marker("http_probe") and not topo.http_checks:
             item.add_marker(pytest.mark.skip(reason=f"topology {topo.name} defines no HTTP probe"))
 
@@ -259,6 +267,32 @@ def cloud(cluster_run, run_dir):
     conn = cp.connect()
     yield conn
     conn.close()
+
+
+@pytest.fixture
+def instances(request, pytestconfig, cloud, cluster_run) -> dict:
+    """--instances-per-host instances on every compute host, ACTIVE (id -> {"name", "host"});
+    afterwards deleted, and every compute host back in service (enabled, out of Masakari's
+    maintenance) so the next scenario starts whole."""
+    from .openstack import instances as inst
+    per_host = pytestconfig.getoption("--instances-per-host")
+    if per_host < 1:
+        raise pytest.UsageError(f"--instances-per-host must be >= 1, got {per_host}")
+    cp = cluster_run.provisioner.control_plane
+    hosts = cp.compute_hosts()
+    inst.wait_computes_up(cloud, hosts)
+    made = inst.spread(cloud, hosts, per_host, tag=_slug(request.node.name)[-20:])
+    yield made
+    ih = cp.spec.instance_ha
+    conn = cp.connect()
+    try:
+        for change in inst.restore_hosts(conn, hosts, ih.segment if ih else None):
+            print(f"after the scenario: {change}")
+        left = inst.remove(conn, list(made))
+        if left:
+            print(f"after the scenario: instances not deleted: {left}")
+    finally:
+        conn.close()
 
 
 @pytest.fixture

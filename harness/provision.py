@@ -169,6 +169,7 @@ class Provisioner:
         cp.discover_compute()
         cp.wait_volume_service()
         self.log("compute host discovered, volume service up")
+        cp.create_segment()
         self.forget_bring_up_failures(cluster)
 
     def create_catalog(self, cp, attempts: int = 5) -> None:

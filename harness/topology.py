@@ -173,10 +173,31 @@ class OpenStack:
     layout: str = "active-passive"  # active-active: APIs on every node behind HAProxy
     database: str = "mariadb"       # galera: a multi-primary cluster, one writer via HAProxy
     rabbitmq_cluster: bool = False  # join every node's RabbitMQ into one mirrored cluster
+    compute: str = "shared"         # per-node: every node its own nova-compute (host = node name)
+    instance_ha: InstanceHA | None = None   # Masakari's and Nova's timings (with the masakari service)
 
     @property
     def active_active(self) -> bool:
         return self.layout == "active-active"
+
+    @property
+    def compute_per_node(self) -> bool:
+        return self.compute == "per-node"
+
+
+@dataclass(frozen=True)
+class InstanceHA:
+    """The timings that decide how long an evacuation takes (defaults: the projects' own).
+    Nova refuses to evacuate while the source service counts as up (`service_down_time`
+    after its last report); Masakari's engine disables the service, then sleeps
+    `wait_period_after_service_update` before evacuating; hostmonitor polls the cluster
+    every `monitoring_interval`."""
+    monitoring_interval: int = 60               # masakari-hostmonitor
+    wait_period_after_service_update: int = 180  # masakari-engine
+    service_down_time: int = 60                 # nova
+    report_interval: int = 10                   # nova-compute
+    segment: str = "compute"                    # the failover segment holding every compute host
+    recovery_method: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -450,10 +471,25 @@ def parse(data, source: str = "<topology>") -> Topology:
     _check_placeholders(c, topo)
     if topo.openstack and topo.openstack.active_active and not topo.haproxy:
         c.fail("openstack.layout", "active-active needs a haproxy section (its frontends hold the VIP's ports)")
+    if topo.openstack:
+        _check_compute(c, topo)
     return topo
 
 
-SERVICES = ("keystone", "glance", "placement", "neutron", "nova", "cinder")
+def _check_compute(c: _Ctx, topo) -> None:
+    spec = topo.openstack
+    if "masakari" in spec.services and "instance-ha" not in topo.layers:
+        c.fail("openstack.services", "masakari needs the instance-ha image layer "
+                                     "(image.layers: [cluster, openstack, instance-ha])")
+    if spec.compute_per_node:
+        cloned = set(topo.resources.primitives_under([cl.id for cl in topo.resources.clones]))
+        units = {p.id: p.params.get("unit") for p in topo.resources.primitives}
+        if not any(units.get(rid) == "nova-compute.service" for rid in cloned):
+            c.fail("openstack.compute", "per-node needs the nova-compute resource in a clone "
+                                        "(one nova-compute on every node)")
+
+
+SERVICES = ("keystone", "glance", "placement", "neutron", "nova", "cinder", "masakari")
 BUILTIN_AGENTS = Path(__file__).parent / "agents"
 
 
@@ -490,15 +526,17 @@ def _openstack(c: _Ctx, raw, vips, resources) -> OpenStack | None:
     if raw is None:
         return None
     raw = c.mapping(raw, "openstack", {"vip", "region", "services", "bootstrap_with", "identity", "layout",
-                                       "database", "rabbitmq_cluster"}, {"vip"})
+                                       "database", "rabbitmq_cluster", "compute", "instance_ha"}, {"vip"})
     if raw["vip"] not in {v.name for v in vips}:
         c.fail("openstack.vip", f"{raw['vip']!r} is not a vip of this topology")
-    services = tuple(c.seq(raw.get("services", list(SERVICES)), "openstack.services"))
+    services = tuple(c.seq(raw.get("services", list(OpenStack.services)), "openstack.services"))
     for s in services:
         if s not in SERVICES:
             c.fail("openstack.services", f"unknown service {s!r} (known: {', '.join(SERVICES)})")
     if "keystone" not in services:
         c.fail("openstack.services", "keystone is required")
+    if "masakari" in services and "nova" not in services:
+        c.fail("openstack.services", "masakari evacuates nova's instances: it needs nova")
     boot = tuple(c.seq(raw.get("bootstrap_with"), "openstack.bootstrap_with"))
     for r in boot:
         if r not in resources.ids():
@@ -515,8 +553,32 @@ def _openstack(c: _Ctx, raw, vips, resources) -> OpenStack | None:
     mq = raw.get("rabbitmq_cluster", layout == "active-active")
     if not isinstance(mq, bool):
         c.fail("openstack.rabbitmq_cluster", f"{mq!r} is not true or false")
+    compute = raw.get("compute", "shared")
+    if compute not in ("shared", "per-node"):
+        c.fail("openstack.compute", f"{compute!r} is not shared or per-node")
+    ih = _instance_ha(c, raw.get("instance_ha"), "masakari" in services)
     return OpenStack(raw["vip"], str(raw.get("region", "RegionOne")), services, boot, identity,
-                     layout, database, mq)
+                     layout, database, mq, compute, ih)
+
+
+def _instance_ha(c: _Ctx, raw, masakari: bool) -> InstanceHA | None:
+    if raw is not None and not masakari:
+        c.fail("openstack.instance_ha", "needs the masakari service in openstack.services")
+    if not masakari:
+        return None
+    fields = {f: getattr(InstanceHA, f) for f in InstanceHA.__dataclass_fields__}
+    raw = c.mapping(raw or {}, "openstack.instance_ha", set(fields))
+    values = {}
+    for key, default in fields.items():
+        value = raw.get(key, default)
+        if isinstance(default, int) and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            c.fail(f"openstack.instance_ha.{key}", f"{value!r} is not a whole number of seconds >= 1")
+        values[key] = value
+    if values["recovery_method"] not in ("auto", "reserved_host", "auto_priority", "rh_priority"):
+        c.fail("openstack.instance_ha.recovery_method",
+               f"{values['recovery_method']!r} is not auto, reserved_host, auto_priority or rh_priority")
+    values["segment"] = c.ident(values["segment"], "openstack.instance_ha.segment", NAME)
+    return InstanceHA(**values)
 
 
 def _is_port(value) -> bool:

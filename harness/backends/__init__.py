@@ -38,6 +38,8 @@ class Backend(abc.ABC):
     which create() makes and every per-host method (exec, kill, start, ...) accepts."""
 
     name = "abstract"
+    # the node's interface on the cluster network (corosync's ring, the VIP, network faults)
+    cluster_nic = "eth0"
 
     def __init__(self, topology, run_id: str):
         self.topology = topology

@@ -5,4 +5,4 @@ files it installs). Each backend builds its own images or boxes from these
 from pathlib import Path
 
 HERE = Path(__file__).parent
-LAYERS = ("cluster", "qdevice", "openstack")   # known layers above the base (a topology lists its own, in order)
+LAYERS = ("cluster", "qdevice", "openstack", "instance-ha")   # known layers above the base (a topology lists its own, in order)

@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from ..cluster import poll
 from ..provision import TEMPLATES, template_env
 
-SERVICE_USERS = ("glance", "placement", "nova", "cinder", "neutron")
+SERVICE_USERS = ("glance", "placement", "nova", "cinder", "neutron", "masakari")
 DATABASES = {"keystone": ["keystone"], "glance": ["glance"], "placement": ["placement"],
-             "nova": ["nova_api", "nova", "nova_cell0"], "cinder": ["cinder"], "neutron": ["neutron"]}
+             "nova": ["nova_api", "nova", "nova_cell0"], "cinder": ["cinder"], "neutron": ["neutron"], "masakari": ["masakari"]}
 CONFIG_FILES = {   # template -> path in the node, per service
     "keystone": [("keystone.conf.j2", "/etc/keystone/keystone.conf")],
     "glance": [("glance-api.conf.j2", "/etc/glance/glance-api.conf")],
@@ -27,6 +27,10 @@ CONFIG_FILES = {   # template -> path in the node, per service
     "cinder": [("cinder.conf.j2", "/etc/cinder/cinder.conf")],
     "neutron": [("neutron.conf.j2", "/etc/neutron/neutron.conf"),
                 ("ml2_conf.ini.j2", "/etc/neutron/plugins/ml2/ml2_conf.ini")],
+    "masakari": [("masakari.conf.j2", "/etc/masakari/masakari.conf"),
+                 ("masakarimonitors.conf.j2", "/etc/masakarimonitors/masakarimonitors.conf"),
+                 ("masakari-host-monitor.dropin.j2",
+                  "/etc/systemd/system/masakari-host-monitor.service.d/50-harness-config.conf")],
 }
 # (catalog service name, type, port, path) for endpoints on the VIP
 ENDPOINTS = {
@@ -35,13 +39,14 @@ ENDPOINTS = {
     "nova": ("nova", "compute", 8774, "/v2.1"),
     "cinder": ("cinderv3", "volumev3", 8776, "/v3/%(project_id)s"),
     "neutron": ("neutron", "network", 9696, ""),
+    "masakari": ("masakari", "instance-ha", 15868, "/v1/%(tenant_id)s"),
 }
 API_PORTS = {"keystone": 5000, "glance": 9292, "placement": 8778, "nova": 8774, "cinder": 8776,
-             "neutron": 9696}
+             "neutron": 9696, "masakari": 15868}
 # Debian init scripts (by the name they source /etc/default/<name> with) that run an API under
 # uwsgi; active/active binds them to the node's address. glance-api is not one: bind_host.
 UWSGI_DEFAULTS = {"keystone": "keystone", "placement": "placement-api", "nova": "nova-api",
-                  "cinder": "cinder-api", "neutron": "neutron-server"}
+                  "cinder": "cinder-api", "neutron": "neutron-server", "masakari": "masakari-api"}
 SECRETS_PATH = "/etc/harness/openstack-secrets.json"
 
 
@@ -171,7 +176,9 @@ class ControlPlane:
                     bind=ip if spec.active_active else "0.0.0.0",
                     memcache=f"{ip if spec.active_active else self.vip}:11211",
                     transport_url="rabbit://" + ",".join(brokers) + "/",
-                    galera=galera, db_bind=ip if galera else "0.0.0.0")
+                    galera=galera, db_bind=ip if galera else "0.0.0.0",
+                    compute_per_node=spec.compute_per_node, ih=spec.instance_ha,
+                    cluster_nic=self.backend.cluster_nic)
 
     def _rabbitmq_conf(self) -> str:
         # The default user is created when a node's fresh database first boots: every
@@ -240,6 +247,7 @@ class ControlPlane:
             "cinder": ["runuser -u cinder -- cinder-manage db sync"],
             "neutron": ["runuser -u neutron -- neutron-db-manage --config-file /etc/neutron/neutron.conf "
                         "--config-file /etc/neutron/plugins/ml2/ml2_conf.ini upgrade heads"],
+            "masakari": ["runuser -u masakari -- masakari-manage db sync"],
         }
         # two at a time: the machine has two cores and the syncs are CPU-bound
         chains = [" && ".join(steps[s]) for s in self.spec.services]
@@ -307,6 +315,32 @@ class ControlPlane:
             conn.close()
         holder = self.cluster.vip_holder(self.spec.vip)
         self.sh(holder, "runuser -u nova -- nova-manage cell_v2 discover_hosts --verbose")
+
+    def compute_hosts(self) -> list[str]:
+        """Nova's compute hosts: every node with per-node compute, else the shared identity."""
+        if self.spec.compute_per_node:
+            return [n.name for n in self.topology.nodes]
+        return ["harness-compute"]
+
+    def create_segment(self) -> None:
+        """Masakari's failover segment holding every compute host, through its own API
+        (openstacksdk's instance-HA proxy), as an operator sets instance HA up."""
+        ih = self.spec.instance_ha
+        if ih is None:
+            return
+        conn = self.connect()
+        try:
+            ha = conn.instance_ha
+            segment = next((s for s in ha.segments() if s.name == ih.segment), None) or \
+                ha.create_segment(name=ih.segment, recovery_method=ih.recovery_method, service_type="COMPUTE")
+            known = {h.name for h in ha.hosts(segment.uuid)}
+            for host in self.compute_hosts():
+                if host not in known:
+                    ha.create_host(segment.uuid, name=host, type="COMPUTE", control_attributes="SSH",
+                                   reserved=False, on_maintenance=False)
+        finally:
+            conn.close()
+        self.log(f"Masakari segment {ih.segment!r} ({ih.recovery_method}) holds {', '.join(self.compute_hosts())}")
 
     def wait_volume_service(self, timeout: float = 180) -> None:
         """Until cinder-volume reports up AND the scheduler knows its pool: before either, a new

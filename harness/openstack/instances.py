@@ -1,0 +1,98 @@
+"""Instances for the evacuation scenarios: spread over the compute hosts before a fault,
+and the compute hosts put back in service after it (Masakari leaves a recovered host
+disabled in Nova and "on maintenance" in its segment, as it does in production: an
+operator re-enables it; the harness does, so the next scenario starts whole).
+"""
+from __future__ import annotations
+
+import time
+
+from ..cluster import poll
+
+FLAVOR = "harness.tiny"
+PREFIX = "evac-"
+
+
+def _image_and_flavor(conn):
+    image = conn.image.find_image(f"{PREFIX}image")
+    if image is None:
+        image = conn.image.create_image(name=f"{PREFIX}image", data=b"\0" * 4096, disk_format="raw",
+                                        container_format="bare", allow_duplicates=True)
+    flavor = conn.compute.find_flavor(FLAVOR) or conn.compute.create_flavor(
+        name=FLAVOR, ram=64, vcpus=1, disk=1)
+    return image, flavor
+
+
+def spread(conn, hosts: list[str], per_host: int, tag: str, timeout: float = 300) -> dict[str, dict]:
+    """`per_host` servers on each compute host (placed with the admin-only `nova:<host>` zone),
+    all ACTIVE before it returns: id -> {"name", "host"}."""
+    if per_host < 1:
+        raise ValueError(f"instances per host must be >= 1, got {per_host}")
+    image, flavor = _image_and_flavor(conn)
+    made = {}
+    for host in hosts:
+        for i in range(per_host):
+            name = f"{PREFIX}{tag}-{host}-{i}"
+            s = conn.compute.create_server(name=name, image_id=image.id, flavor_id=flavor.id,
+                                           networks="none", availability_zone=f"nova:{host}")
+            made[s.id] = {"name": name, "host": host}
+
+    def all_active():
+        states = {s.id: (s.status, s.compute_host) for s in conn.compute.servers(details=True)
+                  if s.id in made}
+        bad = {made[i]["name"]: st for i, st in states.items()
+               if st[0] != "ACTIVE" or st[1] != made[i]["host"]}
+        if any(st[0] == "ERROR" for st in bad.values()):
+            raise RuntimeError(f"instances went to ERROR while spreading them: {bad}")
+        return len(states) == len(made) and not bad, bad or "missing"
+    poll(all_active, timeout, interval=2, what=f"{len(made)} instances ACTIVE on {', '.join(hosts)}")
+    return made
+
+
+def remove(conn, ids, timeout: float = 180) -> list[str]:
+    """Delete the scenario's instances and wait until they are gone; returns the ones left."""
+    for iid in ids:
+        try:
+            conn.compute.delete_server(iid, ignore_missing=True, force=True)
+        except Exception:               # a server stuck on a dead host: the wait reports it
+            pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [s.name for s in conn.compute.servers() if s.id in set(ids)]
+        if not left:
+            return []
+        time.sleep(2)
+    return left
+
+
+def restore_hosts(conn, hosts: list[str], segment: str | None) -> list[str]:
+    """Every compute host enabled, not forced down, and (with Masakari) out of maintenance.
+    Returns what had to be changed, for the scenario's log."""
+    changed = []
+    for svc in conn.compute.services(binary="nova-compute"):
+        if svc.host not in hosts:
+            continue
+        if svc.is_forced_down:
+            conn.compute.update_service_forced_down(svc, svc.host, "nova-compute", forced=False)
+            changed.append(f"{svc.host}: forced down -> up")
+        if svc.status == "disabled":
+            conn.compute.enable_service(svc, svc.host, "nova-compute")
+            changed.append(f"{svc.host}: disabled -> enabled")
+    if segment and conn.has_service("instance-ha"):
+        ha = conn.instance_ha
+        seg = next((s for s in ha.segments() if s.name == segment), None)
+        for h in (ha.hosts(seg.uuid) if seg else []):
+            if h.on_maintenance:
+                ha.update_host(h.uuid, seg.uuid, on_maintenance=False)
+                changed.append(f"{h.name}: out of Masakari maintenance")
+    return changed
+
+
+def wait_computes_up(conn, hosts: list[str], timeout: float = 240) -> None:
+    """Until Nova reports every host's compute service up and enabled (new instances and
+    evacuations need both)."""
+    def up():
+        st = {s.host: (s.state, s.status) for s in conn.compute.services(binary="nova-compute")
+              if s.host in hosts}
+        return len(st) == len(hosts) and all(v == ("up", "enabled") for v in st.values()), st
+    poll(up, timeout, interval=3, what=f"nova-compute up and enabled on {', '.join(hosts)}")
