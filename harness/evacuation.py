@@ -86,7 +86,8 @@ def tracked(servers: list[dict], source: str, fault_t: float) -> dict[str, str]:
 def _instance(iid: str, name: str, source: str, obs: list[dict], fault_t: float) -> Instance:
     inst = Instance(iid, name, source)
     after = [e for e in obs if e["t"] >= fault_t]
-    marks = {"host changed": lambda e: e.get("host") not in (None, "", source),
+    marks = {"evacuate called": lambda e: bool(e.get("migration")),     # Nova made its migration record
+             "host changed": lambda e: e.get("host") not in (None, "", source),
              "active elsewhere": lambda e: e.get("status") == "ACTIVE" and e.get("host") not in (None, "", source),
              "migration done": lambda e: e.get("migration") in EVACUATED,
              "source cleaned up": lambda e: e.get("migration") == "completed"}
@@ -121,13 +122,15 @@ def cluster_stages(history, source: str, fault_t: float) -> list[dict]:
 def _add_stages(inst: Instance, stages: list[dict], fault_t: float) -> None:
     """Node-wide stages (first occurrence after the fault) and this instance's own calls."""
     for e in stages:
-        if e["t"] < fault_t or e["stage"] in inst.stages:
+        if e["t"] < fault_t:
             continue
         if e["stage"] in PER_INSTANCE and e.get("id") != inst.id:
             continue
         if e.get("host") not in (None, inst.source):
             continue
-        inst.stages[e["stage"]] = round(e["t"] - fault_t, 3)
+        # the earliest sign wins (a stage event, or the watcher's observation of its effect)
+        t = round(e["t"] - fault_t, 3)
+        inst.stages[e["stage"]] = min(t, inst.stages.get(e["stage"], t))
 
 
 def _duplicate(inst: Instance, servers: list[dict], hosted: list[dict], fault_t: float) -> str | None:
@@ -185,11 +188,15 @@ class EvacuationVerdict:
 
     def dominant_stage(self) -> tuple[str, float] | None:
         """The stage that took longest, as the median over instances of the time from the
-        stage before it (in STAGES order, among the stages that happened) to it."""
+        stage before it (in time order, among the stages that happened) to it. Only stages up
+        to the instance's recovery count: what follows (the source cleaned up once the node
+        is back) is not part of the outage."""
         spans: dict[str, list[float]] = {}
         for inst in self.instances:
             prev = 0.0
-            for stage in sorted(inst.stages, key=lambda s: (inst.stages[s], STAGES.index(s))):
+            until = inst.recovered_s if inst.recovered_s is not None else float("inf")
+            for stage in sorted((s for s in inst.stages if inst.stages[s] <= until),
+                                key=lambda s: (inst.stages[s], STAGES.index(s))):
                 spans.setdefault(stage, []).append(inst.stages[stage] - prev)
                 prev = inst.stages[stage]
         if not spans:

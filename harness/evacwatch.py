@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timezone
 
 from .evacuation import Recorder
 
 # Masakari's notification states -> our stages (the first time each is seen)
 NOTIFICATION_STAGES = {"new": "notification sent", "running": "notification running",
-                       "finished": "notification finished"}
+                       "finished": "notification finished", "failed": "notification finished"}
 
 
 class EvacuationWatcher:
@@ -33,7 +34,7 @@ class EvacuationWatcher:
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._seen: set[tuple] = set()  # (stage, host, id) already recorded
+        self._seen: set[tuple] = set()  # (stage, host, id, notification) already recorded
 
     # ---------------------------------------------------------------- one poll
     def poll(self, conn) -> None:
@@ -73,16 +74,31 @@ class EvacuationWatcher:
                 self._stage_once("service forced down", svc.host, None, t)
 
     def _notifications(self, conn, t: float) -> None:
+        """Masakari's own timestamps (host clock, shared by the containers) place a
+        notification's stages; a poll's time would be late by the poll's duration, which is
+        long exactly when the control plane fails over."""
         if not conn.has_service("instance-ha"):
             return
         for n in conn.instance_ha.notifications():
             host = n.hostname           # the compute host the notification is about
+            uuid = n.notification_uuid
+            self._stage_once("notification sent", host, None, self._at(n.created_at, t), notification=uuid)
             stage = NOTIFICATION_STAGES.get((n.status or "").lower())
-            if stage:
-                self._stage_once(stage, host, None, t, notification=n.notification_uuid)
+            if stage and stage != "notification sent":
+                self._stage_once(stage, host, None, self._at(n.updated_at, t), notification=uuid,
+                                 status=n.status)
+
+    def _at(self, stamp: str | None, fallback: float) -> float:
+        """An API timestamp (UTC, ISO 8601) on the history's clock."""
+        if not stamp:
+            return fallback
+        when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return round(when.timestamp() - self.history.t0_wall, 4)
 
     def _stage_once(self, stage: str, host: str | None, iid: str | None, t: float, **detail) -> None:
-        key = (stage, host, iid)
+        key = (stage, host, iid, detail.get("notification"))    # one per notification
         if key not in self._seen:
             self._seen.add(key)
             self.rec.stage(stage, host=host, id=iid, t=t, **detail)

@@ -127,7 +127,15 @@ def result_section(history, result: dict) -> str:
             + (f'<ul class="bad">{reasons}</ul>' if reasons else "")
             + f"<p>full recovery (fault start → every probe answering steadily): <b>{full_recovery(result)}</b>"
             + f" · probe interval {result['probe_interval_s']} s (figures are exact to one interval)</p>"
-            + downtime_table(result) + vip_table(result) + stages_table(result) + recheck_line(history, result))
+            + downtime_table(result) + vip_table(result) + evacuation_section(result) + stages_table(result)
+            + recheck_line(history, result))
+
+
+def evacuation_section(result: dict) -> str:
+    if not result.get("evacuation"):
+        return ""
+    from .evacchart import section        # it imports this module's helpers
+    return section(result["evacuation"])
 
 
 def schedule_table(schedule: list) -> str:

@@ -147,3 +147,13 @@ def test_a_completed_migration_counts_and_marks_the_source_cleaned_up():
     rec.server("a", "vm-a", "ACTIVE", "node2", None, "completed", t=40)
     inst = ev.check(h, "node1", 10, 120).instances[0]
     assert inst.recovered_s == 30.0 and inst.stages["source cleaned up"] == 30.0
+
+
+def test_the_report_draws_a_bar_per_instance_and_lists_the_problems():
+    from harness.report import evacchart
+    v = ev.check(history(), "node1", FAULT, 120)
+    d = v.to_dict()
+    assert evacchart.segments(d["instances"][0]["stages"])[:2] == [(0.0, 2.0, "node lost"), (2.0, 8.0, "fenced")]
+    html = evacchart.section(d)
+    assert html.count("<tr>") >= 5 and "not recovered" in html and "vm-d (d) runs on node1" in html
+    assert b"<svg" in evacchart.svg(d)
