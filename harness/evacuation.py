@@ -133,8 +133,13 @@ def _add_stages(inst: Instance, stages: list[dict], fault_t: float) -> None:
         inst.stages[e["stage"]] = min(t, inst.stages.get(e["stage"], t))
 
 
-def _duplicate(inst: Instance, servers: list[dict], hosted: list[dict], fault_t: float) -> str | None:
-    """A host listing the instance, after the fault, other than where Nova then had it."""
+def _duplicate(inst: Instance, servers: list[dict], hosted: list[dict], fault_t: float,
+               settled_at: float | None) -> str | None:
+    """Where the instance still ran after Nova had moved it: a host listing it (a `hosted`
+    event) other than Nova's, or the source itself when, once the source was back and had
+    had time to clean up (`settled_at`), Nova's migration record still says `done`: the
+    source's nova-compute never destroyed its copy (it does so, and marks the migration
+    `completed`, when it starts; a node that was frozen or cut off never restarted it)."""
     if not inst.recovered_s:
         return None
     since = fault_t + inst.recovered_s
@@ -144,6 +149,10 @@ def _duplicate(inst: Instance, servers: list[dict], hosted: list[dict], fault_t:
         nova_host = _host_at(servers, inst.id, h["t"])
         if h["host"] != nova_host:
             return h["host"]
+    if settled_at is not None:
+        late = [e for e in servers if e["id"] == inst.id and e["t"] >= settled_at]
+        if late and late[-1].get("migration") == "done":
+            return inst.source
     return None
 
 
@@ -241,9 +250,12 @@ def _s(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f} s"
 
 
-def check(history, source: str, fault_t: float, target_s: float) -> EvacuationVerdict:
+def check(history, source: str, fault_t: float, target_s: float,
+          settled_at: float | None = None) -> EvacuationVerdict:
     """Judge the evacuation of the instances that were on `source` when the fault began at
-    `fault_t` (history clock). Takes a History or a list of events."""
+    `fault_t` (history clock). `settled_at`: when the source was back in service long enough
+    to have cleaned up (None: it has not come back; duplicates are then judged only from
+    `hosted` events). Takes a History or a list of events."""
     servers = _events(history, SERVER)
     stages = sorted(_events(history, STAGE) + cluster_stages(history, source, fault_t), key=lambda e: e["t"])
     hosted = _events(history, HOSTED)
@@ -252,7 +264,7 @@ def check(history, source: str, fault_t: float, target_s: float) -> EvacuationVe
         obs = [e for e in servers if e["id"] == iid]
         inst = _instance(iid, name, source, obs, fault_t)
         _add_stages(inst, stages, fault_t)
-        inst.duplicate_on = _duplicate(inst, servers, hosted, fault_t)
+        inst.duplicate_on = _duplicate(inst, servers, hosted, fault_t, settled_at)
         verdict.instances.append(inst)
     return verdict
 
@@ -261,6 +273,36 @@ def bars(verdict: EvacuationVerdict) -> list[tuple[str, list[tuple[str, float]]]
     """Per instance, its stages in time order: what the report's bar chart draws."""
     return [(i.name, sorted(i.stages.items(), key=lambda kv: (kv[1], STAGES.index(kv[0]))))
             for i in verdict.instances]
+
+
+# Nova's power states (nova.compute.power_state): what the hypervisor says of an instance
+POWER_STATES = {0: "NOSTATE", 1: "RUNNING", 3: "PAUSED", 4: "SHUTDOWN", 6: "CRASHED", 7: "SUSPENDED"}
+
+
+def shared_host_outcome(history, host: str, fault_t: float) -> list[dict]:
+    """For the layout where one compute identity follows the VIP (`host=` shared): the
+    instances cannot be evacuated (their host never goes away), so what matters is what Nova
+    shows of them afterwards. Per instance: the last status and power state seen, and when
+    (after the fault) each first changed."""
+    servers = _events(history, SERVER)
+    out = []
+    for iid, name in sorted(tracked(servers, host, fault_t).items(), key=lambda kv: kv[1]):
+        obs = [e for e in servers if e["id"] == iid]
+        before = [e for e in obs if e["t"] < fault_t][-1]
+        after = [e for e in obs if e["t"] >= fault_t]
+        last = after[-1] if after else before
+        row = {"id": iid, "name": name, "status": last.get("status"), "host": last.get("host"),
+               "power_state": POWER_STATES.get(last.get("power_state"), last.get("power_state")),
+               "changes": []}
+        prev = (before.get("status"), before.get("power_state"))
+        for e in after:
+            cur = (e.get("status"), e.get("power_state"))
+            if cur != prev:
+                row["changes"].append({"after_s": round(e["t"] - fault_t, 3), "status": cur[0],
+                                       "power_state": POWER_STATES.get(cur[1], cur[1])})
+                prev = cur
+        out.append(row)
+    return out
 
 
 def stay_put(history, host: str, since: float) -> list[str]:
@@ -282,9 +324,9 @@ class Recorder:
         self.history = history
 
     def server(self, id: str, name: str, status: str, host: str | None, task_state: str | None,
-               migration: str | None, t: float | None = None) -> dict:
+               migration: str | None, t: float | None = None, power_state: int | None = None) -> dict:
         return self.history.record(SERVER, t=t, id=id, name=name, status=status, host=host,
-                                   task_state=task_state, migration=migration)
+                                   task_state=task_state, migration=migration, power_state=power_state)
 
     def stage(self, stage: str, host: str | None = None, id: str | None = None,
               t: float | None = None, **detail) -> dict:

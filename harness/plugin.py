@@ -91,6 +91,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "http_probe: the scenario needs an HTTP probe target in the topology")
     config.addinivalue_line("markers", "fencing: the scenario needs a topology that fences (a fencing section)")
     config.addinivalue_line("markers", "qdevice: the scenario needs a quorum device (corosync.qdevice)")
+    config.addinivalue_line("markers", "shared_compute: the scenario needs the layout where one nova-compute "
+                                       "identity (host=) follows the VIP (openstack.compute shared)")
     config.addinivalue_line("markers", "instance_ha: the scenario needs instance HA (a compute host per node "
                                        "and Masakari: openstack.compute per-node, the masakari service)")
     config.addinivalue_line("markers", "leaves_damage(why): the scenario leaves the cluster damaged on purpose; "
@@ -151,6 +153,9 @@ def pytest_collection_modifyitems(config, items):
                 topo.openstack and topo.openstack.instance_ha and topo.openstack.compute_per_node):
             item.add_marker(pytest.mark.skip(reason=f"topology {topo.name} has no instance HA "
                                                     "(per-node compute and Masakari)"))
+        if item.get_closest_marker("shared_compute") and not (
+                topo.openstack and "nova" in topo.openstack.services and not topo.openstack.compute_per_node):
+            item.add_marker(pytest.mark.skip(reason=f"topology {topo.name} has no shared compute identity"))
         if item.get_closest_marker("http_probe") and not topo.http_checks:
             item.add_marker(pytest.mark.skip(reason=f"topology {topo.name} defines no HTTP probe"))
 

@@ -157,3 +157,30 @@ def test_the_report_draws_a_bar_per_instance_and_lists_the_problems():
     html = evacchart.section(d)
     assert html.count("<tr>") >= 5 and "not recovered" in html and "vm-d (d) runs on node1" in html
     assert b"<svg" in evacchart.svg(d)
+
+
+def test_shared_host_outcome_lists_what_nova_shows_after_the_loss():
+    h = History("x")
+    rec = ev.Recorder(h)
+    rec.server("a", "vm-a", "ACTIVE", "harness-compute", None, None, t=0, power_state=1)
+    rec.server("a", "vm-a", "ACTIVE", "harness-compute", None, None, t=20, power_state=1)
+    rec.server("a", "vm-a", "SHUTOFF", "harness-compute", None, None, t=70, power_state=4)
+    rows = ev.shared_host_outcome(h, "harness-compute", 10)
+    assert rows == [{"id": "a", "name": "vm-a", "status": "SHUTOFF", "host": "harness-compute",
+                     "power_state": "SHUTDOWN",
+                     "changes": [{"after_s": 60.0, "status": "SHUTOFF", "power_state": "SHUTDOWN"}]}]
+
+
+def test_a_source_that_never_cleaned_up_is_a_duplicate_once_it_is_back():
+    def h(final_migration):
+        hist = History("x")
+        rec = ev.Recorder(hist)
+        rec.server("a", "vm-a", "ACTIVE", "node1", None, None, t=0)
+        rec.server("a", "vm-a", "ACTIVE", "node2", None, "done", t=50)
+        rec.server("a", "vm-a", "ACTIVE", "node2", None, final_migration, t=200)
+        return hist
+    # the frozen source came back at 150 and never restarted nova-compute: migration still done
+    assert ev.check(h("done"), "node1", 10, 120, settled_at=180).instances[0].duplicate_on == "node1"
+    assert ev.check(h("completed"), "node1", 10, 120, settled_at=180).instances[0].duplicate_on is None
+    # without the source back, no judgement from the migration record
+    assert ev.check(h("done"), "node1", 10, 120).instances[0].duplicate_on is None
