@@ -83,7 +83,7 @@ def rabbitmq_partition_handling(nodes: int) -> str:
 
 
 def new_secrets() -> dict:
-    keys = ["admin", "rabbit", "erlang_cookie", *SERVICE_USERS, *(f"db_{s}" for s in DATABASES)]
+    keys = ["admin", "rabbit", "erlang_cookie", "db_harness", *SERVICE_USERS, *(f"db_{s}" for s in DATABASES)]
     return {k: secrets.token_hex(12) for k in keys}
 
 
@@ -217,6 +217,12 @@ class ControlPlane:
             for db in dbs:
                 sql.append(f"CREATE DATABASE IF NOT EXISTS {db};")
                 sql.append(f"GRANT ALL PRIVILEGES ON {db}.* TO '{svc}'@'%' IDENTIFIED BY '{self.pw['db_' + svc]}';")
+        # the writers' own table (harness.openstack.writers): rows through the VIP, as services write
+        from .writers import DB_NAME, DB_USER
+        sql += [f"CREATE DATABASE IF NOT EXISTS {DB_NAME};",
+                f"CREATE TABLE IF NOT EXISTS {DB_NAME}.hw_rows (id BIGINT AUTO_INCREMENT PRIMARY KEY, n INT NOT NULL, at TIMESTAMP(6) "
+                "DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB;",
+                f"GRANT ALL PRIVILEGES ON {DB_NAME}.* TO '{DB_USER}'@'%' IDENTIFIED BY '{self.pw['db_harness']}';"]
         self.sh(node, f"mysql -e \"{' '.join(sql)} FLUSH PRIVILEGES;\"")
 
     def share_keystone_keys(self, node: str) -> None:
@@ -315,6 +321,17 @@ class ControlPlane:
             conn.close()
         holder = self.cluster.vip_holder(self.spec.vip)
         self.sh(holder, "runuser -u nova -- nova-manage cell_v2 discover_hosts --verbose")
+
+    def connect_db(self):
+        """The writers' database through the VIP (HAProxy's frontend on Galera layouts), with
+        short timeouts: a write must not hang across a failover."""
+        import pymysql
+        from .writers import DB_NAME, DB_USER
+        if "db_harness" not in self.pw:
+            raise RuntimeError("this cluster was provisioned before the writers' database existed: "
+                               "bring it up again")
+        return pymysql.connect(host=self.vip, user=DB_USER, password=self.pw["db_harness"], database=DB_NAME,
+                               autocommit=True, connect_timeout=3, read_timeout=10, write_timeout=10)
 
     def compute_hosts(self) -> list[str]:
         """Nova's compute hosts: every node with per-node compute, else the shared identity."""

@@ -13,7 +13,7 @@ FLAVOR = "harness.tiny"
 PREFIX = "evac-"
 
 
-def _image_and_flavor(conn):
+def image_and_flavor(conn):
     image = conn.image.find_image(f"{PREFIX}image")
     if image is None:
         image = conn.image.create_image(name=f"{PREFIX}image", data=b"\0" * 4096, disk_format="raw",
@@ -28,7 +28,7 @@ def spread(conn, hosts: list[str], per_host: int, tag: str, timeout: float = 300
     all ACTIVE before it returns: id -> {"name", "host"}."""
     if per_host < 1:
         raise ValueError(f"instances per host must be >= 1, got {per_host}")
-    image, flavor = _image_and_flavor(conn)
+    image, flavor = image_and_flavor(conn)
     made = {}
     for host in hosts:
         for i in range(per_host):

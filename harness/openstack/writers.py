@@ -1,0 +1,241 @@
+"""Writers during a failover: clients that keep creating and deleting cheap OpenStack objects
+through the VIP (openstacksdk), and one that inserts numbered rows into a table of its own
+through the VIP's database port, each call recorded as invoke/ok/fail/unknown
+(harness.writes.WriteLog). After recovery `read_back` lists what exists, for writes.check.
+
+Outcome rules: an answer below 500 that is an error is `fail` (the server refused); no answer,
+a timeout, or a 5xx (a proxy or a backend that may have acted before failing) is `unknown`.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from ..writes import Observation, WriteLog, observe_rows
+
+PREFIX = "hw-"                      # every object a writer makes is named hw-<obj>-<key>
+OBJECTS = ("project", "image", "volume", "server")
+DB_NAME = "harness_writes"
+DB_USER = "harness"
+
+
+def outcome_of(exc: BaseException) -> str:
+    """`fail` when the server answered with a refusal below 500, else `unknown`."""
+    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int) and status < 500:
+        return "fail"
+    return "unknown"
+
+
+# ------------------------------------------------------------------ one object type
+class ObjectOps:
+    """create/delete/list of one object type through an openstacksdk connection."""
+
+    def __init__(self, obj: str, image_id: str | None = None, flavor_id: str | None = None):
+        if obj not in OBJECTS:
+            raise ValueError(f"unknown writer object {obj!r} (one of {', '.join(OBJECTS)})")
+        self.obj, self.image_id, self.flavor_id = obj, image_id, flavor_id
+
+    def create(self, conn, name: str) -> str:
+        if self.obj == "project":
+            return conn.identity.create_project(name=name, domain_id="default").id
+        if self.obj == "image":
+            return conn.image.create_image(name=name, data=b"\0" * 512, disk_format="raw",
+                                           container_format="bare", allow_duplicates=True).id
+        if self.obj == "volume":
+            return conn.block_storage.create_volume(name=name, size=1).id
+        return conn.compute.create_server(name=name, image_id=self.image_id, flavor_id=self.flavor_id,
+                                          networks="none").id
+
+    def delete(self, conn, id: str) -> None:
+        if self.obj == "project":
+            conn.identity.delete_project(id, ignore_missing=False)
+        elif self.obj == "image":
+            conn.image.delete_image(id, ignore_missing=False)
+        elif self.obj == "volume":
+            conn.block_storage.delete_volume(id, ignore_missing=False)
+        else:
+            conn.compute.delete_server(id, ignore_missing=False)
+
+    def listing(self, conn) -> list[tuple[str, str, str]]:
+        """(name, id, state) of every object of this type named with the writers' prefix."""
+        mine = f"{PREFIX}{self.obj}-"
+        if self.obj == "project":
+            items = [(p.name, p.id, "present") for p in conn.identity.projects()]
+        elif self.obj == "image":
+            items = [(i.name, i.id, i.status) for i in conn.image.images()]
+        elif self.obj == "volume":
+            items = [(v.name, v.id, v.status) for v in conn.block_storage.volumes(all_projects=True)]
+        else:
+            items = [(s.name, s.id, s.status) for s in conn.compute.servers(all_projects=True)]
+        return [(n, i, st) for n, i, st in items if (n or "").startswith(mine)]
+
+
+class ObjectWriter:
+    """Alternates: create a new object, then delete the oldest acknowledged one, one call
+    every `interval` seconds (a bounded rate a 2-core host sustains)."""
+
+    def __init__(self, connect: Callable, log: WriteLog, ops: ObjectOps, interval: float, tag: str):
+        self.connect, self.log, self.ops, self.interval, self.tag = connect, log, ops, interval, tag
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_key = 0
+        self._acked: list[tuple[int, str]] = []        # (key, id) created and acknowledged
+
+    def name(self, key: int) -> str:
+        return f"{PREFIX}{self.ops.obj}-{self.tag}-{key}"
+
+    def step(self, conn) -> None:
+        if self._acked and self._next_key % 2 == 0:
+            key, oid = self._acked.pop(0)
+            token = self.log.invoke("delete", self.ops.obj, self.name(key))
+            self._call(token, lambda: self.ops.delete(conn, oid), oid)
+        key = self._next_key
+        self._next_key += 1
+        token = self.log.invoke("create", self.ops.obj, self.name(key))
+        oid = self._call(token, lambda: self.ops.create(conn, self.name(key)), None)
+        if oid:
+            self._acked.append((key, oid))
+
+    def _call(self, token, fn, known_id):
+        try:
+            result = fn()
+        except Exception as e:      # every failure is recorded; a writer never dies
+            getattr(self.log, outcome_of(e))(token, f"{type(e).__name__}: {e}")
+            return None
+        self.log.ok(token, result or known_id)
+        return result
+
+    def _loop(self) -> None:
+        conn = self.connect()
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                self.step(conn)
+                self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+        finally:
+            conn.close()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"writer-{self.ops.obj}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 90) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+
+# ------------------------------------------------------------------ the database writer
+class RowWriter:
+    """INSERTs numbered rows, one per `interval`, each in its own autocommit transaction;
+    the row counts as acknowledged when the INSERT's commit returned."""
+
+    def __init__(self, connect_db: Callable, log: WriteLog, interval: float):
+        self.connect_db, self.log, self.interval = connect_db, log, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._n = 0
+
+    def _loop(self) -> None:
+        db = None
+        while not self._stop.is_set():
+            started = time.monotonic()
+            self._n += 1
+            token = self.log.invoke("insert", "row", self._n)
+            try:
+                db = db or self.connect_db()
+                with db.cursor() as cur:
+                    cur.execute("INSERT INTO hw_rows (n) VALUES (%s)", (self._n,))
+                self.log.ok(token)
+            except Exception as e:
+                self.log.unknown(token, f"{type(e).__name__}: {e}")     # it may have committed
+                _close(db)
+                db = None
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+        _close(db)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="writer-rows", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 90) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+
+def _close(db) -> None:
+    try:
+        if db is not None:
+            db.close()
+    except Exception:
+        pass
+
+
+def read_back(conn, db, objects: list[ObjectOps]) -> dict:
+    """What exists now, keyed like the write events: (obj, name) -> [Observation], and
+    ("row", n) -> one Observation per row found (duplicates show as several)."""
+    observed: dict = {}
+    for ops in objects:
+        for name, oid, state in ops.listing(conn):
+            observed.setdefault((ops.obj, name), []).append(Observation(oid, state))
+    if db is not None:
+        with db.cursor() as cur:
+            cur.execute("SELECT n FROM hw_rows")
+            observed.update(observe_rows(n for (n,) in cur.fetchall()))
+    return observed
+
+
+# ------------------------------------------------------------------ all of them
+class Writers:
+    """The object writers and the row writer of one scenario, started and stopped together;
+    `verdict` reads back and judges (harness.writes.check)."""
+
+    def __init__(self, cp, history, tag: str, interval: float = 3.0, objects=OBJECTS):
+        from .instances import image_and_flavor
+        self.cp, self.history, self.interval = cp, history, interval
+        self.log = WriteLog(history)
+        conn = cp.connect()
+        try:
+            image, flavor = image_and_flavor(conn)
+        finally:
+            conn.close()
+        self.ops = [ObjectOps(o, image.id, flavor.id) for o in objects]
+        self.writers = [ObjectWriter(cp.connect, self.log, ops, interval, tag) for ops in self.ops]
+        self.rows = RowWriter(cp.connect_db, self.log, interval)
+
+    def start(self) -> "Writers":
+        for w in [*self.writers, self.rows]:
+            w.start()
+        return self
+
+    def stop(self) -> None:
+        for w in [*self.writers, self.rows]:
+            w.stop()
+
+    def verdict(self, target_s: float):
+        from ..writes import check, operations
+        conn, db = self.cp.connect(), self.cp.connect_db()
+        try:
+            observed = read_back(conn, db, self.ops)
+        finally:
+            conn.close()
+            _close(db)
+        return check(operations(self.history), observed, target_s, self.history.now())
+
+    def cleanup(self) -> list[str]:
+        """Delete every object the writers left (rows stay: the table is the run's own)."""
+        left = []
+        conn = self.cp.connect()
+        try:
+            for ops in self.ops:
+                for name, oid, _ in ops.listing(conn):
+                    try:
+                        ops.delete(conn, oid)
+                    except Exception as e:
+                        left.append(f"{ops.obj} {name}: {type(e).__name__}")
+        finally:
+            conn.close()
+        return left

@@ -1,0 +1,74 @@
+"""The writers' bookkeeping without a cloud: outcomes, the create/delete alternation, the
+read-back keyed like the write events (the real calls run in the writes scenarios)."""
+from types import SimpleNamespace
+
+from harness.history import History
+from harness.openstack import writers as w
+from harness.writes import check, operations
+
+
+class HttpError(Exception):
+    def __init__(self, status):
+        super().__init__(f"HTTP {status}")
+        self.status_code = status
+
+
+def test_a_refusal_is_a_failure_and_anything_else_unknown():
+    assert w.outcome_of(HttpError(409)) == "fail"
+    assert w.outcome_of(HttpError(503)) == "unknown"      # a proxy: the backend may have acted
+    assert w.outcome_of(TimeoutError("timed out")) == "unknown"
+
+
+class FakeOps(w.ObjectOps):
+    """Objects in a dict; `fail_next` makes the next create time out after it happened."""
+    def __init__(self):
+        super().__init__("project")
+        self.store, self.n, self.fail_next = {}, 0, False
+
+    def create(self, conn, name):
+        self.n += 1
+        self.store[f"id{self.n}"] = name
+        if self.fail_next:
+            self.fail_next = False
+            raise TimeoutError("read timed out")
+        return f"id{self.n}"
+
+    def delete(self, conn, id):
+        del self.store[id]
+
+    def listing(self, conn):
+        return [(name, oid, "present") for oid, name in self.store.items()]
+
+
+def test_creates_then_deletes_the_oldest_and_the_check_resolves_a_timeout():
+    h = History("x")
+    log = w.WriteLog(h)
+    ops = FakeOps()
+    writer = w.ObjectWriter(lambda: None, log, ops, 1.0, "t")
+    for i in range(4):
+        ops.fail_next = i == 3              # the 4th create happens but its answer is lost
+        writer.step(None)
+    ops_done = operations(h)
+    assert [(o.op, o.key, o.outcome) for o in ops_done] == [
+        ("create", "hw-project-t-0", "ok"), ("create", "hw-project-t-1", "ok"),
+        ("delete", "hw-project-t-0", "ok"), ("create", "hw-project-t-2", "ok"),
+        ("create", "hw-project-t-3", "unknown")]
+    observed = w.read_back(None, None, [ops])
+    v = check(ops_done, observed, 120, h.now())
+    assert v.passed and v.acknowledged == 4 and v.unknown_applied == 1
+
+
+def test_a_row_removed_behind_the_writer_is_lost():
+    h = History("x")
+    log = w.WriteLog(h)
+    for n in (1, 2, 3):
+        log.ok(log.invoke("insert", "row", n))
+
+    class Cursor(SimpleNamespace):
+        def __enter__(self): return self
+        def __exit__(self, *a): pass
+        def execute(self, sql): pass
+        def fetchall(self): return [(1,), (3,)]
+    db = SimpleNamespace(cursor=lambda: Cursor())
+    v = check(operations(h), w.read_back(None, db, []), 120, h.now())
+    assert v.lost == 1 and v.problems[0]["key"] == 2 and v.rows_observed == 2
