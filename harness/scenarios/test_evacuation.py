@@ -182,3 +182,56 @@ def test_shared_compute_identity_after_its_node_is_lost(scenario, cluster, clust
     claimed = [r["name"] for r in rows if r["status"] == "ACTIVE" and r["power_state"] == "RUNNING"]
     assert not claimed, (f"{len(claimed)} of {len(rows)} instances still shown ACTIVE/RUNNING "
                          f"{scenario.target_s:.0f} s after their node died, though nothing runs them: {claimed}")
+
+
+@pytest.mark.instance_ha
+def test_nowhere_to_evacuate_ends_clearly(scenario, cluster, cluster_run, instances):
+    """Every other compute host is disabled, then a node dies: nothing can take its
+    instances. That must end in a clear state within the watch budget (Masakari's
+    notification finished or failed, every instance in a stable state it can be found in),
+    not in instances hanging in a rebuild."""
+    cp = cluster_run.provisioner.control_plane
+    ih = cp.spec.instance_ha
+    holder = cluster.vip_holder()
+    victim = next(n for n in cluster.node_names if n != holder)
+    others = [h for h in cp.compute_hosts() if h != victim]
+    conn = cp.connect()
+    try:
+        for svc in conn.compute.services(binary="nova-compute"):
+            if svc.host in others:
+                conn.compute.disable_service(svc, svc.host, "nova-compute", disabled_reason="harness: nowhere to go")
+    finally:
+        conn.close()
+    names = {i: v["name"] for i, v in instances.items()}
+    scenario.start_probes()
+    scenario.baseline()
+    with EvacuationWatcher(cp.connect, scenario.history, names, cp.compute_hosts(), WATCH_INTERVAL_S):
+        time.sleep(2 * WATCH_INTERVAL_S)
+        fault = scenario.nemesis.node(victim).kill()
+
+        def ended():
+            done = [e for e in scenario.history.events(evacuation.STAGE, stage="notification finished")
+                    if e["t"] >= fault.started_at and e.get("host") == victim]
+            return bool(done), "no finished or failed notification yet"
+        try:
+            with scenario.phase("recovery_wait"):
+                poll(ended, watch_budget(ih, scenario.target_s), interval=WATCH_INTERVAL_S,
+                     what=f"Masakari's notification about {victim} to end")
+        except TimeoutError:
+            pass
+        time.sleep(3 * WATCH_INTERVAL_S)          # the instances' state after the notification ended
+        fault.heal()
+        cluster.wait_settled(timeout=300)
+    scenario.analyse(fault, node=victim)
+    verdict = evacuation.check(scenario.history, victim, fault.started_at, scenario.target_s)
+    finished = [e for e in scenario.history.events(evacuation.STAGE, stage="notification finished")
+                if e["t"] >= fault.started_at and e.get("host") == victim]
+    ending = (f"{finished[0].get('status')} +{finished[0]['t'] - fault.started_at:.1f}s" if finished
+              else "never ended")
+    print(f"nowhere to evacuate: {verdict.line()}; notification: {ending}")
+    for i in verdict.instances:
+        print(f"    {i.name}: {i.state or 'recovered?'}")
+    assert finished, f"Masakari's notification about {victim} never ended: the recovery hangs"
+    busy = [i.name for i in verdict.instances if "task " in i.state or i.state.startswith(("REBUILD", "BUILD"))]
+    assert not busy, f"instances left in a transitional state: {busy}"
+    assert not verdict.times, "instances recovered although no host could take them"
