@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 SERVER, STAGE, HOSTED = "server", "stage", "hosted"
 
 # The stages in the order they are expected to happen; a report draws them in this order.
-STAGES = ("node lost", "fenced", "notification sent", "notification running", "service disabled",
+STAGES = ("node lost", "fenced", "notification generated", "notification sent", "notification running", "service disabled",
           "service forced down", "evacuate called", "host changed", "active elsewhere",
           "migration done", "notification finished", "source cleaned up")
 # Stages that concern one instance (they carry its id); the others concern the node.

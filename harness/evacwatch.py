@@ -82,6 +82,9 @@ class EvacuationWatcher:
         for n in conn.instance_ha.notifications():
             host = n.hostname           # the compute host the notification is about
             uuid = n.notification_uuid
+            # generated: when hostmonitor saw the node offline; sent: when the API accepted it
+            self._stage_once("notification generated", host, None, self._at(n.generated_time, t),
+                             notification=uuid)
             self._stage_once("notification sent", host, None, self._at(n.created_at, t), notification=uuid)
             stage = NOTIFICATION_STAGES.get((n.status or "").lower())
             if stage and stage != "notification sent":

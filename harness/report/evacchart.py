@@ -14,7 +14,7 @@ from .html import esc, seconds, table
 from .timeline import data_uri
 
 # one colour per stage, in STAGES order; a bar's segment takes the colour of the stage it ends at
-COLOURS = ("#7f7f7f", "#8c564b", "#bcbd22", "#dbdb8d", "#9467bd", "#c5b0d5", "#1f77b4", "#17becf",
+COLOURS = ("#7f7f7f", "#8c564b", "#e7ba52", "#bcbd22", "#dbdb8d", "#9467bd", "#c5b0d5", "#1f77b4", "#17becf",
            "#2ca02c", "#98df8a", "#aec7e8", "#c7c7c7")
 
 
