@@ -275,7 +275,7 @@ def cloud(cluster_run, run_dir):
 
 
 @pytest.fixture
-def instances(request, pytestconfig, cloud, cluster_run) -> dict:
+def instances(request, pytestconfig, cloud, cluster_run, history) -> dict:
     """--instances-per-host instances on every compute host, ACTIVE (id -> {"name", "host"});
     afterwards deleted, and every compute host back in service (enabled, out of Masakari's
     maintenance) so the next scenario starts whole."""
@@ -285,13 +285,17 @@ def instances(request, pytestconfig, cloud, cluster_run) -> dict:
         raise pytest.UsageError(f"--instances-per-host must be >= 1, got {per_host}")
     cp = cluster_run.provisioner.control_plane
     hosts = cp.compute_hosts()
+    segment = cp.spec.instance_ha.segment if cp.spec.instance_ha else None
+    for change in inst.settle(cloud, hosts, segment):
+        # what an earlier scenario left behind, put right and said, never silently
+        history.record("note", text=f"before the scenario: {change}")
+        print(f"before the scenario: {change}")
     inst.wait_computes_up(cloud, hosts)
     made = inst.spread(cloud, hosts, per_host, tag=_slug(request.node.name)[-20:])
     yield made
-    ih = cp.spec.instance_ha
     conn = cp.connect()
     try:
-        for change in inst.restore_hosts(conn, hosts, ih.segment if ih else None):
+        for change in inst.settle(conn, hosts, segment):
             print(f"after the scenario: {change}")
         left = inst.remove(conn, list(made))
         if left:

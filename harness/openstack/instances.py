@@ -88,6 +88,30 @@ def restore_hosts(conn, hosts: list[str], segment: str | None) -> list[str]:
     return changed
 
 
+def wait_masakari_idle(conn, timeout: float = 300) -> list[str]:
+    """Until Masakari works on no notification (none `new` or `running`). A notification can
+    arrive late: one hostmonitor sent about a frozen node reached the API only when the node
+    thawed, after its scenario had ended, and disabled that node's compute service under the
+    next scenario. Returns the notifications that were still busy when the wait began."""
+    if not conn.has_service("instance-ha"):
+        return []
+
+    def busy():
+        return [f"{n.hostname} {n.status}" for n in conn.instance_ha.notifications()
+                if (n.status or "").lower() in ("new", "running")]
+    first = busy()
+    if first:
+        poll(lambda: (not busy(), busy()), timeout, interval=5, what="Masakari's notifications to end")
+    return first
+
+
+def settle(conn, hosts: list[str], segment: str | None, timeout: float = 300) -> list[str]:
+    """Masakari idle, then every compute host back in service: what a scenario needs before it
+    starts, and leaves behind when it ends. Returns what it found and changed."""
+    found = [f"notification busy: {b}" for b in wait_masakari_idle(conn, timeout)]
+    return found + restore_hosts(conn, hosts, segment)
+
+
 def wait_computes_up(conn, hosts: list[str], timeout: float = 240) -> None:
     """Until Nova reports every host's compute service up and enabled (new instances and
     evacuations need both)."""
