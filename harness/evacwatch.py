@@ -79,8 +79,11 @@ class EvacuationWatcher:
         long exactly when the control plane fails over."""
         if not conn.has_service("instance-ha"):
             return
-        for n in conn.instance_ha.notifications():
-            host = n.hostname           # the compute host the notification is about
+        ha = conn.instance_ha
+        # a notification names its host by Masakari's uuid for it (source_host_uuid)
+        names = {h.uuid: h.name for seg in ha.segments() for h in ha.hosts(seg.uuid)}
+        for n in ha.notifications():
+            host = names.get(n.source_host_uuid, n.hostname)
             uuid = n.notification_uuid
             # generated: when hostmonitor saw the node offline; sent: when the API accepted it
             self._stage_once("notification generated", host, None, self._at(n.generated_time, t),
