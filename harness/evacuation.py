@@ -219,7 +219,7 @@ class EvacuationVerdict:
             return f"no instance was on {self.source} when the fault began"
         text = (f"{n} instances on {self.source}: recovered {len(self.times)}, "
                 f"max {_s(self.max_s)}, median {_s(self.median_s)}, lost {len(self.lost)} "
-                f"(target {self.target_s:.0f} s), duplicated {len(self.duplicated)}")
+                f"(not recovered within the {self.target_s:.0f} s target), duplicated {len(self.duplicated)}")
         dominant = self.dominant_stage()
         if dominant:
             text += f"; longest stage: {dominant[0]} ({dominant[1]:.1f} s)"

@@ -68,7 +68,8 @@ def test_figures_line_and_dominant_stage():
     # node lost -> fenced is 8 s on every instance: the longest median span
     assert v.dominant_stage() == ("fenced", 8.0)
     line = v.line()
-    assert line.startswith("4 instances on node1: recovered 2, max 25.0 s, median 22.5 s, lost 2")
+    assert line.startswith("4 instances on node1: recovered 2, max 25.0 s, median 22.5 s, lost 2 "
+                           "(not recovered within the 120 s target)")
     assert "duplicated 1" in line
 
 
