@@ -169,6 +169,7 @@ class Provisioner:
         cp.discover_compute()
         cp.wait_volume_service()
         self.log("compute host discovered, volume service up")
+        cp.lift_quotas()
         cp.create_segment()
         self.forget_bring_up_failures(cluster)
 

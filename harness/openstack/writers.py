@@ -166,6 +166,22 @@ class RowWriter:
             self._thread.join(timeout)
 
 
+def _ranges(numbers: list[int]) -> str:
+    """1,2,3,5,6 -> "1-3,5-6": the rows read back, short enough for a history line."""
+    out, start, prev = [], None, None
+    for n in numbers:
+        if start is None:
+            start = prev = n
+        elif n == prev + 1:
+            prev = n
+        else:
+            out.append(f"{start}-{prev}" if start != prev else str(start))
+            start = prev = n
+    if start is not None:
+        out.append(f"{start}-{prev}" if start != prev else str(start))
+    return ",".join(out)
+
+
 def _close(db) -> None:
     try:
         if db is not None:
@@ -223,6 +239,11 @@ class Writers:
         finally:
             conn.close()
             _close(db)
+        # the read-back joins the history: a report can show what the verdict was judged on
+        rows = sorted(n for (obj, n) in observed if obj == "row")
+        self.history.record("readback", rows=len(rows), row_keys=_ranges(rows),
+                            objects=[{"obj": obj, "key": key, "id": o.id, "state": o.state}
+                                     for (obj, key), obs in observed.items() if obj != "row" for o in obs])
         return check(operations(self.history), observed, target_s, self.history.now())
 
     def cleanup(self) -> list[str]:

@@ -72,3 +72,7 @@ def test_a_row_removed_behind_the_writer_is_lost():
     db = SimpleNamespace(cursor=lambda: Cursor())
     v = check(operations(h), w.read_back(None, db, []), 120, h.now())
     assert v.lost == 1 and v.problems[0]["key"] == 2 and v.rows_observed == 2
+
+
+def test_row_ranges_are_short():
+    assert w._ranges([1, 2, 3, 5, 7, 8]) == "1-3,5,7-8" and w._ranges([]) == ""
