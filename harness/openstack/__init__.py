@@ -220,7 +220,8 @@ class ControlPlane:
         # the writers' own table (harness.openstack.writers): rows through the VIP, as services write
         from .writers import DB_NAME, DB_USER
         sql += [f"CREATE DATABASE IF NOT EXISTS {DB_NAME};",
-                f"CREATE TABLE IF NOT EXISTS {DB_NAME}.hw_rows (id BIGINT AUTO_INCREMENT PRIMARY KEY, n INT NOT NULL, at TIMESTAMP(6) "
+                f"CREATE TABLE IF NOT EXISTS {DB_NAME}.hw_rows (id BIGINT AUTO_INCREMENT PRIMARY KEY, tag VARCHAR(64) NOT NULL, "
+                "n INT NOT NULL, at TIMESTAMP(6) "
                 "DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB;",
                 f"GRANT ALL PRIVILEGES ON {DB_NAME}.* TO '{DB_USER}'@'%' IDENTIFIED BY '{self.pw['db_harness']}';"]
         self.sh(node, f"mysql -e \"{' '.join(sql)} FLUSH PRIVILEGES;\"")

@@ -97,24 +97,43 @@ def wait_masakari_idle(conn, timeout: float = 300) -> list[str]:
         return []
 
     def busy():
-        return [f"{n.hostname} {n.status}" for n in conn.instance_ha.notifications()
+        return [f"{n.source_host_uuid} {n.status}" for n in conn.instance_ha.notifications()
                 if (n.status or "").lower() in ("new", "running")]
-    first = busy()
-    if first:
-        poll(lambda: (not busy(), busy()), timeout, interval=5, what="Masakari's notifications to end")
-    return first
+    seen: list[list[str]] = []          # every answer; the first says what was busy at the start
+
+    def idle():
+        seen.append(busy())
+        return not seen[-1], seen[-1]
+    poll(answered(idle), timeout, interval=5, what="Masakari's notifications to end")
+    return seen[0] if seen else []
 
 
 def settle(conn, hosts: list[str], segment: str | None, timeout: float = 300) -> list[str]:
     """Masakari idle, then every compute host back in service: what a scenario needs before it
-    starts, and leaves behind when it ends. Returns what it found and changed."""
+    starts, and leaves behind when it ends (the APIs may still be failing over: waited for).
+    Returns what it found and changed."""
     found = [f"notification busy: {b}" for b in wait_masakari_idle(conn, timeout)]
-    return found + restore_hosts(conn, hosts, segment)
+    changed: list[str] = []
+    poll(answered(lambda: (changed.extend(restore_hosts(conn, hosts, segment)) or True, "")), timeout,
+         interval=5, what="compute hosts back in service")
+    return found + changed
+
+
+def answered(fn):
+    """A poll condition that counts an API that does not answer (yet) as "not yet": these
+    waits run across failovers."""
+    def cond():
+        try:
+            return fn()
+        except Exception as e:
+            return False, f"{type(e).__name__}: {str(e)[:120]}"
+    return cond
 
 
 def wait_computes_up(conn, hosts: list[str], timeout: float = 240) -> None:
     """Until Nova reports every host's compute service up and enabled (new instances and
     evacuations need both)."""
+    @answered
     def up():
         st = {s.host: (s.state, s.status) for s in conn.compute.services(binary="nova-compute")
               if s.host in hosts}

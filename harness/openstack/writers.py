@@ -132,8 +132,9 @@ class RowWriter:
     """INSERTs numbered rows, one per `interval`, each in its own autocommit transaction;
     the row counts as acknowledged when the INSERT's commit returned."""
 
-    def __init__(self, connect_db: Callable, log: WriteLog, interval: float):
-        self.connect_db, self.log, self.interval = connect_db, log, interval
+    def __init__(self, connect_db: Callable, log: WriteLog, interval: float, tag: str):
+        # rows carry the scenario's tag: the table outlives scenarios, numbers restart in each
+        self.connect_db, self.log, self.interval, self.tag = connect_db, log, interval, tag
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._n = 0
@@ -147,7 +148,7 @@ class RowWriter:
             try:
                 db = db or self.connect_db()
                 with db.cursor() as cur:
-                    cur.execute("INSERT INTO hw_rows (n) VALUES (%s)", (self._n,))
+                    cur.execute("INSERT INTO hw_rows (tag, n) VALUES (%s, %s)", (self.tag, self._n))
                 self.log.ok(token)
             except Exception as e:
                 self.log.unknown(token, f"{type(e).__name__}: {e}")     # it may have committed
@@ -190,7 +191,7 @@ def _close(db) -> None:
         pass
 
 
-def read_back(conn, db, objects: list[ObjectOps]) -> dict:
+def read_back(conn, db, objects: list[ObjectOps], tag: str = "") -> dict:
     """What exists now, keyed like the write events: (obj, name) -> [Observation], and
     ("row", n) -> one Observation per row found (duplicates show as several)."""
     observed: dict = {}
@@ -199,7 +200,7 @@ def read_back(conn, db, objects: list[ObjectOps]) -> dict:
             observed.setdefault((ops.obj, name), []).append(Observation(oid, state))
     if db is not None:
         with db.cursor() as cur:
-            cur.execute("SELECT n FROM hw_rows")
+            cur.execute("SELECT n FROM hw_rows WHERE tag = %s", (tag,))
             observed.update(observe_rows(n for (n,) in cur.fetchall()))
     return observed
 
@@ -220,7 +221,8 @@ class Writers:
             conn.close()
         self.ops = [ObjectOps(o, image.id, flavor.id) for o in objects]
         self.writers = [ObjectWriter(cp.connect, self.log, ops, interval, tag) for ops in self.ops]
-        self.rows = RowWriter(cp.connect_db, self.log, interval)
+        self.tag = f"{tag}-{int(time.time())}"
+        self.rows = RowWriter(cp.connect_db, self.log, interval, self.tag)
 
     def start(self) -> "Writers":
         for w in [*self.writers, self.rows]:
@@ -235,7 +237,7 @@ class Writers:
         from ..writes import check, operations
         conn, db = self.cp.connect(), self.cp.connect_db()
         try:
-            observed = read_back(conn, db, self.ops)
+            observed = read_back(conn, db, self.ops, self.tag)
         finally:
             conn.close()
             _close(db)

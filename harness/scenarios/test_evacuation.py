@@ -8,7 +8,7 @@ import time
 import pytest
 
 from harness import evacuation
-from harness.cluster import poll
+from harness.cluster import NotSettled, poll
 from harness.evacwatch import EvacuationWatcher
 from harness.scenario import known_weakness_without_fencing
 
@@ -63,7 +63,7 @@ def run_node_loss(scenario, cluster, cp, instances, victim, fault_fn) -> evacuat
         try:
             with scenario.phase("recovery_wait"):
                 poll(evacuated, budget, interval=WATCH_INTERVAL_S, what=f"{victim}'s instances evacuated")
-        except TimeoutError:
+        except NotSettled:
             pass                                   # the verdict below names what is stuck
         fault.heal()
         cluster.wait_settled(timeout=300)
@@ -217,7 +217,7 @@ def test_nowhere_to_evacuate_ends_clearly(scenario, cluster, cluster_run, instan
             with scenario.phase("recovery_wait"):
                 poll(ended, watch_budget(ih, scenario.target_s), interval=WATCH_INTERVAL_S,
                      what=f"Masakari's notification about {victim} to end")
-        except TimeoutError:
+        except NotSettled:
             pass
         time.sleep(3 * WATCH_INTERVAL_S)          # the instances' state after the notification ended
         fault.heal()

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from harness.openstack.writers import Writers
+from harness.writes import operations
 from harness.scenario import known_weakness_without_fencing
 
 pytestmark = [pytest.mark.cluster, pytest.mark.openstack]
@@ -86,12 +87,16 @@ def test_a_write_removed_behind_the_harness_is_reported_lost(scenario, cluster, 
     writers, then deleted directly in the database; the read-back must call them lost."""
     cp = cluster_run.provisioner.control_plane
     writers, _ = run_writes(scenario, cluster, cp, "removed")
-    acked_rows = [e["key"] for e in scenario.history.events("write", obj="row", phase="ok")]
-    acked_projects = [e["key"] for e in scenario.history.events("write", obj="project", phase="ok")]
+    ops = operations(scenario.history)
+    acked_rows = [o.key for o in ops if o.obj == "row" and o.outcome == "ok"]
+    deleted = {o.key for o in ops if o.obj == "project" and o.op == "delete"}
+    acked_projects = [o.key for o in ops if o.obj == "project" and o.op == "create" and o.outcome == "ok"
+                      and o.key not in deleted]
     assert len(acked_rows) >= 2 and acked_projects, "the writers got too few acknowledgements to test"
     row, project = acked_rows[1], acked_projects[-1]
     holder = cluster.vip_holder()
-    cluster.backend.exec(holder, ["mysql", "-e", f"DELETE FROM harness_writes.hw_rows WHERE n={int(row)}; "
+    cluster.backend.exec(holder, ["mysql", "-e", f"DELETE FROM harness_writes.hw_rows WHERE n={int(row)} "
+                                                 f"AND tag='{writers.tag}'; "
                                                  f"DELETE FROM keystone.project WHERE name='{project}'"])
     verdict = judge(scenario, writers, None, None)
     lost = {(p["obj"], str(p["key"])) for p in verdict.problems if p["type"] == "lost"}

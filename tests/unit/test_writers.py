@@ -67,7 +67,7 @@ def test_a_row_removed_behind_the_writer_is_lost():
     class Cursor(SimpleNamespace):
         def __enter__(self): return self
         def __exit__(self, *a): pass
-        def execute(self, sql): pass
+        def execute(self, sql, args=()): pass
         def fetchall(self): return [(1,), (3,)]
     db = SimpleNamespace(cursor=lambda: Cursor())
     v = check(operations(h), w.read_back(None, db, []), 120, h.now())
