@@ -73,6 +73,13 @@ def test_acknowledged_writes_survive_a_failover(request, scenario, cluster, clus
     if kind in ("node-freeze", "partition") and cluster.topology.shared_volumes:
         known_weakness_without_fencing(request, cluster, "the frozen or cut-off node keeps the shared-disk "
                                                          "database and blocks the failover")
+    if kind == "mq-kill" and not cluster.topology.openstack.rabbitmq_cluster:
+        # Measured on os-ap-2node (2026-12-01): a volume stayed "creating" and a server "BUILD"
+        # 138 s after their create was accepted: the API answered, then the cast to the scheduler
+        # or conductor died with the only broker's queues. Not strict: it needs a create in flight.
+        request.applymarker(pytest.mark.xfail(strict=False, reason=(
+            "one RabbitMQ, no mirror: a create accepted while the broker dies stays in BUILD/creating "
+            "(its message is lost with the broker)")))
     if kind != "node-kill":
         scenario.expected_failures.update(p.id for p in cluster.topology.resources.primitives)
     writers, fault = run_writes(scenario, cluster, cp, kind, lambda: FAULTS[kind](scenario, holder))
