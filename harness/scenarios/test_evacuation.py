@@ -146,12 +146,19 @@ def test_nova_compute_killed_alone_does_not_evacuate(scenario, cluster, cluster_
 
 
 @pytest.mark.shared_compute
-def test_shared_compute_identity_after_its_node_is_lost(scenario, cluster, cluster_run, instances):
+def test_shared_compute_identity_after_its_node_is_lost(request, scenario, cluster, cluster_run, instances):
     """The seeds' layout: one nova-compute (host=harness-compute) runs with the VIP and starts on
     the survivor under the same name when its node dies. Nothing evacuates (the host is up
-    again), and the instances died with the node (the fake driver keeps them in memory, as a
-    hypervisor keeps VMs in its RAM): Nova must not go on showing them RUNNING past the
-    target. What Nova shows, and when it changes, is the measurement."""
+    again); the instances must run again within the target for the layout to protect them.
+    What Nova shows of them, and when it changes, is the measurement."""
+    # Measured on os-ap-2node (2026-12-01): the instances died with their node (the fake driver
+    # keeps them in memory, as a hypervisor keeps VMs in its RAM) and the nova-compute started on
+    # the survivor does not start them again; from +76 s Nova shows them ACTIVE with power state
+    # NOSTATE. Strict: a layout that restarts them (resume_guests_state_on_host_boot with shared
+    # storage) would show as XPASS.
+    request.applymarker(pytest.mark.xfail(strict=True, reason=(
+        "shared host= layout: the instances die with their node and the moved nova-compute does not "
+        "restart them (Nova then shows ACTIVE, power state NOSTATE)")))
     from harness.openstack.instances import wait_computes_up
     cp = cluster_run.provisioner.control_plane
     host = cp.compute_hosts()[0]
@@ -179,9 +186,10 @@ def test_shared_compute_identity_after_its_node_is_lost(scenario, cluster, clust
         changes = "; ".join(f"+{c['after_s']:.1f}s {c['status']}/{c['power_state']}" for c in r["changes"]) or "no change"
         print(f"    {r['name']}: now {r['status']}/{r['power_state']} on {r['host']} ({changes})")
     assert rows, f"no instance was on {host} when the fault began"
-    claimed = [r["name"] for r in rows if r["status"] == "ACTIVE" and r["power_state"] == "RUNNING"]
-    assert not claimed, (f"{len(claimed)} of {len(rows)} instances still shown ACTIVE/RUNNING "
-                         f"{scenario.target_s:.0f} s after their node died, though nothing runs them: {claimed}")
+    down = [f"{r['name']}: {r['status']}/{r['power_state']}" for r in rows
+            if (r["status"], r["power_state"]) != ("ACTIVE", "RUNNING")]
+    assert not down, (f"{len(down)} of {len(rows)} instances not running {scenario.target_s:.0f} s after "
+                      f"their node died: {down}")
 
 
 @pytest.mark.instance_ha
