@@ -27,6 +27,9 @@ class Scenario:
         self.expected_failures: set[str] = set()   # resource ids whose failed actions the scenario causes
         self._phases: dict[str, float] = {}        # where the scenario's wall time went
         self.lost_nodes: set[str] = set()          # nodes a fault took (or took the membership of)
+        # damage a fixture found outside the cluster's own state (e.g. a Masakari notification
+        # that never ends): the post-scenario audit counts it, so the cluster is reset
+        self.leftovers: list[str] = []
         nemesis.before_node_loss.append(self.expect_loss_of)
 
     def expect_loss_of(self, node: str) -> None:
