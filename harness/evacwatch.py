@@ -12,6 +12,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
+from .cluster import poll
 from .evacuation import Recorder
 
 # Masakari's notification states -> our stages (the first time each is seen)
@@ -108,6 +109,16 @@ class EvacuationWatcher:
         if key not in self._seen:
             self._seen.add(key)
             self.rec.stage(stage, host=host, id=iid, t=t, **detail)
+
+    def wait_polls(self, count: int, timeout: float = 120) -> None:
+        """Until `count` polls that started from now on are recorded (answered or not): what
+        the watcher saw at a moment, before a fault or after a recovery."""
+        since = self.history.now()
+
+        def done():
+            n = len([e for e in self.history.samples("evacuation-watch") if e["t"] >= since])
+            return n >= count, f"{n} polls"
+        poll(done, timeout, interval=0.2, what=f"{count} evacuation-watch polls")
 
     # ---------------------------------------------------------------- thread
     def _loop(self) -> None:

@@ -130,12 +130,16 @@ def answered(fn):
     return cond
 
 
-def wait_computes_up(conn, hosts: list[str], timeout: float = 240) -> None:
-    """Until Nova reports every host's compute service up and enabled (new instances and
-    evacuations need both)."""
+def wait_computes_up(conn, hosts: list[str], timeout: float = 240, enabled: bool = True) -> None:
+    """Until Nova reports every host's compute service up, and enabled unless `enabled` is
+    False (new instances and evacuations need both; a returned source only needs to be up to
+    have had its chance to destroy what was evacuated away from it)."""
     @answered
     def up():
         st = {s.host: (s.state, s.status) for s in conn.compute.services(binary="nova-compute")
               if s.host in hosts}
-        return len(st) == len(hosts) and all(v == ("up", "enabled") for v in st.values()), st
-    poll(up, timeout, interval=3, what=f"nova-compute up and enabled on {', '.join(hosts)}")
+        ok = len(st) == len(hosts) and all(
+            state == "up" and (status == "enabled" or not enabled) for state, status in st.values())
+        return ok, st
+    what = "up and enabled" if enabled else "up"
+    poll(up, timeout, interval=3, what=f"nova-compute {what} on {', '.join(hosts)}")

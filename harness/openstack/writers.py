@@ -28,6 +28,34 @@ def outcome_of(exc: BaseException) -> str:
     return "unknown"
 
 
+class _Paced:
+    """A writer's thread: one call every `interval` seconds until stopped."""
+    thread_name = "writer"
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _every(self, step: Callable[[], None]) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            step()
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 90) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+
 # ------------------------------------------------------------------ one object type
 class ObjectOps:
     """create/delete/list of one object type through an openstacksdk connection."""
@@ -72,14 +100,14 @@ class ObjectOps:
         return [(n, i, st) for n, i, st in items if (n or "").startswith(mine)]
 
 
-class ObjectWriter:
+class ObjectWriter(_Paced):
     """Alternates: create a new object, then delete the oldest acknowledged one, one call
     every `interval` seconds (a bounded rate a 2-core host sustains)."""
 
     def __init__(self, connect: Callable, log: WriteLog, ops: ObjectOps, interval: float, tag: str):
-        self.connect, self.log, self.ops, self.interval, self.tag = connect, log, ops, interval, tag
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(interval)
+        self.connect, self.log, self.ops, self.tag = connect, log, ops, tag
+        self.thread_name = f"writer-{ops.obj}"
         self._next_key = 0
         self._acked: list[tuple[int, str]] = []        # (key, id) created and acknowledged
 
@@ -107,64 +135,45 @@ class ObjectWriter:
         self.log.ok(token, result or known_id)
         return result
 
-    def _loop(self) -> None:
+    def _run(self) -> None:
         conn = self.connect()
         try:
-            while not self._stop.is_set():
-                started = time.monotonic()
-                self.step(conn)
-                self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+            self._every(lambda: self.step(conn))
         finally:
             conn.close()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=f"writer-{self.ops.obj}", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 90) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)
-
 
 # ------------------------------------------------------------------ the database writer
-class RowWriter:
+class RowWriter(_Paced):
     """INSERTs numbered rows, one per `interval`, each in its own autocommit transaction;
     the row counts as acknowledged when the INSERT's commit returned."""
+    thread_name = "writer-rows"
 
     def __init__(self, connect_db: Callable, log: WriteLog, interval: float, tag: str):
+        super().__init__(interval)
         # rows carry the scenario's tag: the table outlives scenarios, numbers restart in each
-        self.connect_db, self.log, self.interval, self.tag = connect_db, log, interval, tag
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.connect_db, self.log, self.tag = connect_db, log, tag
         self._n = 0
+        self._db = None
 
-    def _loop(self) -> None:
-        db = None
-        while not self._stop.is_set():
-            started = time.monotonic()
-            self._n += 1
-            token = self.log.invoke("insert", "row", self._n)
-            try:
-                db = db or self.connect_db()
-                with db.cursor() as cur:
-                    cur.execute("INSERT INTO hw_rows (tag, n) VALUES (%s, %s)", (self.tag, self._n))
-                self.log.ok(token)
-            except Exception as e:
-                self.log.unknown(token, f"{type(e).__name__}: {e}")     # it may have committed
-                _close(db)
-                db = None
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
-        _close(db)
+    def insert(self) -> None:
+        self._n += 1
+        token = self.log.invoke("insert", "row", self._n)
+        try:
+            self._db = self._db or self.connect_db()
+            with self._db.cursor() as cur:
+                cur.execute("INSERT INTO hw_rows (tag, n) VALUES (%s, %s)", (self.tag, self._n))
+            self.log.ok(token)
+        except Exception as e:
+            self.log.unknown(token, f"{type(e).__name__}: {e}")     # it may have committed
+            _close(self._db)
+            self._db = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="writer-rows", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 90) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)
+    def _run(self) -> None:
+        try:
+            self._every(self.insert)
+        finally:
+            _close(self._db)
 
 
 def _ranges(numbers: list[int]) -> str:

@@ -10,6 +10,7 @@ import pytest
 from harness import evacuation
 from harness.cluster import NotSettled, poll
 from harness.evacwatch import EvacuationWatcher
+from harness.openstack.instances import wait_computes_up
 from harness.scenario import known_weakness_without_fencing
 
 pytestmark = [pytest.mark.cluster, pytest.mark.openstack]
@@ -35,15 +36,6 @@ def watch_budget(ih, target_s: float) -> float:
     return ih.monitoring_interval + ih.wait_period_after_service_update + ih.service_down_time + target_s
 
 
-def source_back(conn, host: str, timeout: float) -> None:
-    """Until Nova reports the returned host's compute service up (disabled or not): from then
-    on its nova-compute has had its chance to destroy what was evacuated away from it."""
-    def up():
-        st = [s.state for s in conn.compute.services(binary="nova-compute") if s.host == host]
-        return st == ["up"], st
-    poll(up, timeout, interval=3, what=f"nova-compute on {host} reporting up again")
-
-
 def run_node_loss(scenario, cluster, cp, instances, victim, fault_fn) -> evacuation.EvacuationVerdict:
     ih = cp.spec.instance_ha
     names = {i: v["name"] for i, v in instances.items()}
@@ -53,7 +45,7 @@ def run_node_loss(scenario, cluster, cp, instances, victim, fault_fn) -> evacuat
     scenario.baseline()
     watcher = EvacuationWatcher(cp.connect, scenario.history, names, cp.compute_hosts(), WATCH_INTERVAL_S)
     with watcher:
-        time.sleep(2 * WATCH_INTERVAL_S)           # where every instance was before the fault
+        watcher.wait_polls(2)                      # where every instance was before the fault
         fault = fault_fn(victim)
         budget = watch_budget(ih, scenario.target_s)
 
@@ -69,7 +61,7 @@ def run_node_loss(scenario, cluster, cp, instances, victim, fault_fn) -> evacuat
         cluster.wait_settled(timeout=300)
         conn = cp.connect()
         try:
-            source_back(conn, victim, timeout=max(120.0, 6 * ih.report_interval))
+            wait_computes_up(conn, [victim], timeout=max(120.0, 6 * ih.report_interval), enabled=False)
         finally:
             conn.close()
         # a few of its reports more: time to have destroyed its copies (migration -> completed)
@@ -133,8 +125,8 @@ def test_nova_compute_killed_alone_does_not_evacuate(scenario, cluster, cluster_
     names = {i: v["name"] for i, v in instances.items()}
     scenario.start_probes()
     scenario.baseline()
-    with EvacuationWatcher(cp.connect, scenario.history, names, cp.compute_hosts(), WATCH_INTERVAL_S):
-        time.sleep(2 * WATCH_INTERVAL_S)
+    with EvacuationWatcher(cp.connect, scenario.history, names, cp.compute_hosts(), WATCH_INTERVAL_S) as watcher:
+        watcher.wait_polls(2)
         fault = scenario.nemesis.service(victim, "nova-compute.service").sigkill()
         scenario.expected_failures.add("nova-compute")
         # long enough for hostmonitor to have looked twice and the engine to have acted
@@ -159,15 +151,14 @@ def test_shared_compute_identity_after_its_node_is_lost(request, scenario, clust
     request.applymarker(pytest.mark.xfail(strict=True, reason=(
         "shared host= layout: the instances die with their node and the moved nova-compute does not "
         "restart them (Nova then shows ACTIVE, power state NOSTATE)")))
-    from harness.openstack.instances import wait_computes_up
     cp = cluster_run.provisioner.control_plane
     host = cp.compute_hosts()[0]
     holder = cluster.vip_holder()
     names = {i: v["name"] for i, v in instances.items()}
     scenario.start_probes()
     scenario.baseline()
-    with EvacuationWatcher(cp.connect, scenario.history, names, [host], WATCH_INTERVAL_S):
-        time.sleep(2 * WATCH_INTERVAL_S)
+    with EvacuationWatcher(cp.connect, scenario.history, names, [host], WATCH_INTERVAL_S) as watcher:
+        watcher.wait_polls(2)
         fault = scenario.nemesis.node(holder).kill()
         with scenario.phase("recovery_wait"):
             conn = cp.connect()
@@ -213,8 +204,8 @@ def test_nowhere_to_evacuate_ends_clearly(scenario, cluster, cluster_run, instan
     names = {i: v["name"] for i, v in instances.items()}
     scenario.start_probes()
     scenario.baseline()
-    with EvacuationWatcher(cp.connect, scenario.history, names, cp.compute_hosts(), WATCH_INTERVAL_S):
-        time.sleep(2 * WATCH_INTERVAL_S)
+    with EvacuationWatcher(cp.connect, scenario.history, names, cp.compute_hosts(), WATCH_INTERVAL_S) as watcher:
+        watcher.wait_polls(2)
         fault = scenario.nemesis.node(victim).kill()
 
         def ended():
@@ -227,7 +218,7 @@ def test_nowhere_to_evacuate_ends_clearly(scenario, cluster, cluster_run, instan
                      what=f"Masakari's notification about {victim} to end")
         except NotSettled:
             pass
-        time.sleep(3 * WATCH_INTERVAL_S)          # the instances' state after the notification ended
+        watcher.wait_polls(3)                      # the instances' state after the notification ended
         fault.heal()
         cluster.wait_settled(timeout=300)
     scenario.analyse(fault, node=victim)
