@@ -23,7 +23,6 @@ from harness import topology  # noqa: E402
 from harness.backends import get_platform  # noqa: E402
 from harness.faults import Nemesis  # noqa: E402
 from harness.history import History  # noqa: E402
-from harness.plugin import topology_path  # noqa: E402
 from harness.run import ClusterRun  # noqa: E402
 from harness.scenario import Scenario  # noqa: E402
 
@@ -71,7 +70,10 @@ def main():
     p.add_argument("--interval", type=float, default=0.1)
     args = p.parse_args()
     get_platform("docker").check_host()
-    topo = topology.load(topology_path(args.topology))
+    try:
+        topo = topology.load_named(args.topology)
+    except topology.TopologyError as e:
+        p.error(str(e))
     out_dir = Path("reports") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}-{topo.name}"
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = {"topology": topo.name, "probe_interval_s": args.interval, "images": build_times(topo, args.cold)}

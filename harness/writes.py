@@ -64,6 +64,11 @@ class WriteLog:
         self._lock = threading.Lock()
         self._seq = 0
 
+    @property
+    def calls(self) -> int:
+        """How many operations were invoked so far."""
+        return self._seq
+
     def invoke(self, op: str, obj: str, key: str | int) -> Token:
         if op not in OPS:
             raise ValueError(f"unknown write op {op!r} (one of {sorted(OPS)})")

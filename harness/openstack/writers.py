@@ -36,6 +36,14 @@ class _Paced:
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.cpu_s = self.wall_s = 0.0      # the client's own cost, measured in its thread
+
+    def _timed_run(self) -> None:
+        cpu, wall = time.thread_time(), time.monotonic()
+        try:
+            self._run()
+        finally:
+            self.cpu_s, self.wall_s = time.thread_time() - cpu, time.monotonic() - wall
 
     def _every(self, step: Callable[[], None]) -> None:
         while not self._stop.is_set():
@@ -47,7 +55,7 @@ class _Paced:
         raise NotImplementedError
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread = threading.Thread(target=self._timed_run, name=self.thread_name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 90) -> None:
@@ -241,6 +249,17 @@ class Writers:
     def stop(self) -> None:
         for w in [*self.writers, self.rows]:
             w.stop()
+
+    def cost(self) -> dict:
+        """What the writers cost the harness's host: calls per second and the client threads'
+        CPU (seconds of CPU per second of wall time; 1.0 = one core busy)."""
+        every = [*self.writers, self.rows]
+        wall = max((w.wall_s for w in every), default=0.0)
+        cpu = sum(w.cpu_s for w in every)
+        calls = self.log.calls
+        return {"writers": len(every), "interval_s": self.interval, "calls": calls, "wall_s": round(wall, 1),
+                "calls_per_s": round(calls / wall, 2) if wall else None, "client_cpu_s": round(cpu, 3),
+                "client_cpu_share": round(cpu / wall, 3) if wall else None}
 
     def verdict(self, target_s: float):
         from ..writes import check, operations

@@ -127,8 +127,23 @@ def result_section(history, result: dict) -> str:
             + (f'<ul class="bad">{reasons}</ul>' if reasons else "")
             + f"<p>full recovery (fault start → every probe answering steadily): <b>{full_recovery(result)}</b>"
             + f" · probe interval {result['probe_interval_s']} s (figures are exact to one interval)</p>"
-            + downtime_table(result) + vip_table(result) + evacuation_section(result) + stages_table(result)
+            + downtime_table(result) + vip_table(result) + evacuation_section(result) + writes_section(result)
+            + stages_table(result)
             + recheck_line(history, result))
+
+
+def writes_section(result: dict) -> str:
+    """Writes during the fault: the verdict line, what the writers cost, each lost or stuck object."""
+    w = result.get("writes")
+    if not w:
+        return ""
+    cost = w.get("cost") or {}
+    cost_text = (f" · {cost['writers']} writers, {cost['calls']} calls, {cost['calls_per_s']} calls/s, "
+                 f"client CPU {cost['client_cpu_share']:.1%} of a core" if cost.get("calls_per_s") else "")
+    rows = [[p["type"], p["obj"], p["key"], p["id"] or "—", p["state"] or "—", p["reason"]] for p in w["problems"]]
+    return (f"<h4>Writes during the fault</h4><p>{badge('PASS', 'pass') if w['passed'] else badge('FAIL', 'fail')} "
+            f"<b>{esc(w['line'])}</b> · each writer every {w.get('interval_s', '?')} s{esc(cost_text)}</p>"
+            + (table(["problem", "object", "key", "id", "last state", "why"], rows) if rows else ""))
 
 
 def evacuation_section(result: dict) -> str:

@@ -17,11 +17,13 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
+from ..writes import operations
 from .recheck import completed, nodes_seen
 
 OK, FAILED, FAULT, FAULT_EDGE, NONE = "#2ca02c", "#d62728", "#ff7f0e", "#b35900", "#d9d9d9"
 NODE_COLOURS = ("#1f77b4", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
 SEVERAL = "#555555"
+WRITE_COLOURS = {"ok": OK, "fail": FAILED, "unknown": "#9467bd"}
 
 
 # ---------------------------------------------------------------- lanes (pure data)
@@ -75,6 +77,10 @@ def client_probes(history) -> list[str]:
     return history.probes()
 
 
+def write_objects(history) -> list[str]:
+    return sorted({e["obj"] for e in history.events("write")})
+
+
 # ---------------------------------------------------------------- drawing
 
 class _Lanes:
@@ -115,6 +121,23 @@ def _probe_lane(lanes: _Lanes, history, probe: str, results: list) -> None:
         lanes.ax.plot([d["first_failure"], end], [y + 0.38] * 2, color=FAILED, lw=2, zorder=3)
         lanes.ax.text((d["first_failure"] + end) / 2, y + 0.44, label, ha="center", va="bottom",
                       fontsize=7, color=FAILED)
+
+
+def _write_lane(lanes: _Lanes, ops: list, obj: str) -> None:
+    """Each write of one object type as a bar from its call to its answer: its latency, in
+    the colour of its outcome (an answer never received runs to the end of the picture)."""
+    y = lanes.next_y(f"writes: {obj}")
+    end = lanes.ax.get_xlim()[1]
+    mine = [o for o in ops if o.obj == obj]
+    for o in mine:
+        t1 = o.completed_at if o.completed_at is not None else end
+        lanes.ax.broken_barh([(o.invoked_at, max(t1 - o.invoked_at, end * 0.002))], (y - 0.25, 0.5),
+                             facecolors=WRITE_COLOURS.get(o.outcome, SEVERAL), linewidth=0, zorder=3)
+    slowest = max(mine, key=lambda o: (o.completed_at or end) - o.invoked_at, default=None)
+    if slowest is not None:
+        took = (slowest.completed_at or end) - slowest.invoked_at
+        lanes.ax.text(slowest.invoked_at, y + 0.3, f"slowest {took:.1f} s ({slowest.op}, {slowest.outcome})",
+                      ha="left", va="bottom", fontsize=7, color="#333333")
 
 
 def _vip_lane(lanes: _Lanes, history, vip: str) -> None:
@@ -161,7 +184,7 @@ def _fault_windows(ax, schedule: list, end: float) -> None:
                 color=FAULT_EDGE, ha="left", va="bottom")
 
 
-def _legend(fig, colours: dict) -> None:
+def _legend(fig, colours: dict, writes: bool = False) -> None:
     handles = [Line2D([], [], color=OK, marker="|", ls="", markersize=10, label="probe answered"),
                Line2D([], [], color=FAILED, marker="|", ls="", markersize=10, label="probe failed"),
                Patch(facecolor=FAULT, alpha=0.3, label="fault window (start..end)"),
@@ -170,6 +193,8 @@ def _legend(fig, colours: dict) -> None:
                *(Patch(facecolor=c, label=n) for n, c in colours.items()),
                Patch(facecolor=NONE, hatch="//", label="none / stopped"),
                Patch(facecolor=FAILED, hatch="//", label="several holders")]
+    if writes:
+        handles += [Patch(facecolor=c, label=f"write {outcome} (call to answer)") for outcome, c in WRITE_COLOURS.items()]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=7, frameon=False)
 
 
@@ -184,7 +209,8 @@ def probe_intervals(history) -> str:
 
 def figure(history, schedule: list, results: list, title: str) -> Figure:
     probes, vip_names, rids = client_probes(history), vips(history), resources(history)
-    count = len(probes) + len(vip_names) + len(rids) + (1 if rids else 0)
+    written = write_objects(history)
+    count = len(probes) + len(written) + len(vip_names) + len(rids) + (1 if rids else 0)
     fig = Figure(figsize=(12, 1.9 + 0.46 * max(count, 1)))
     ax = fig.add_subplot()
     end = history_end(history)
@@ -194,6 +220,9 @@ def figure(history, schedule: list, results: list, title: str) -> Figure:
     lanes = _Lanes(ax, count, ax.get_xlim()[1], colours)
     for probe in probes:
         _probe_lane(lanes, history, probe, results)
+    ops = operations(history) if written else []
+    for obj in written:
+        _write_lane(lanes, ops, obj)
     for vip in vip_names:
         _vip_lane(lanes, history, vip)
     for rid in rids:
@@ -208,7 +237,7 @@ def figure(history, schedule: list, results: list, title: str) -> Figure:
     t0 = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(history.t0_wall))
     ax.set_xlabel(f"seconds since the scenario's history started (t=0 at {t0})", fontsize=8)
     fig.suptitle(f"{title}\n{probe_intervals(history)}", fontsize=9, x=0.01, ha="left")
-    _legend(fig, colours)
+    _legend(fig, colours, writes=bool(written))
     fig.subplots_adjust(left=0.11, right=0.99, top=1 - 0.75 / fig.get_figheight(),
                         bottom=0.95 / fig.get_figheight())
     return fig

@@ -50,12 +50,13 @@ def run_writes(scenario, cluster, cp, tag: str, fault_fn=None):
 
 
 def judge(scenario, writers, fault, node):
-    verdict = writers.verdict(scenario.target_s)
+    verdict, cost = writers.verdict(scenario.target_s), writers.cost()
     result = scenario.analyse(fault, node=node) if fault is not None else None
     if result is not None:
-        result["writes"] = verdict.to_dict()
-        result["writes"]["interval_s"] = WRITE_INTERVAL_S
+        result["writes"] = {**verdict.to_dict(), "interval_s": WRITE_INTERVAL_S, "cost": cost}
     print(f"writes (each writer every {WRITE_INTERVAL_S} s): {verdict.line()}")
+    print(f"    cost: {cost['calls']} calls in {cost['wall_s']} s ({cost['calls_per_s']}/s), "
+          f"client CPU {cost['client_cpu_s']} s ({cost['client_cpu_share']} of a core)")
     for p in verdict.problems:
         print(f"    {p['type']}: {p['obj']} {p['key']} id={p['id']} state={p['state']}: {p['reason']}")
     left = writers.cleanup()

@@ -99,3 +99,16 @@ def test_full_recovery_wording():
     rejoin = copy.deepcopy(rejoin)
     rejoin["downtime"]["http:web"]["recovered"] = False
     assert html.full_recovery(rejoin) == "never (a probe never recovered)"
+
+
+def test_writes_section_names_each_lost_object_and_the_writers_cost():
+    from harness.writes import WriteVerdict
+    v = WriteVerdict(acknowledged=12, lost=1, unknown=2, unknown_applied=1, unknown_not_applied=1)
+    v._problem("lost", "volume", "hw-volume-x-3", "vol-3", None, "acknowledged create not found")
+    w = {**v.to_dict(), "interval_s": 3.0,
+         "cost": {"writers": 5, "calls": 40, "calls_per_s": 1.6, "client_cpu_share": 0.021}}
+    text = html.writes_section({"writes": w})
+    assert "acknowledged writes 12, lost 1" in text and "FAIL" in text
+    assert "hw-volume-x-3" in text and "vol-3" in text
+    assert "1.6 calls/s" in text and "client CPU 2.1% of a core" in text
+    assert html.writes_section({}) == ""

@@ -66,3 +66,23 @@ def test_svg_states_the_probe_intervals_and_names_the_fault():
     assert "partition node2 | node1,node3" in svg and "down 0.25 s" in svg
     assert svg == timeline.svg(h, s["schedule"], s["results"], s["test"]).decode()   # reproducible
     assert timeline.data_uri(b"<svg/>") == "data:image/svg+xml;base64,PHN2Zy8+"
+
+
+def test_write_lanes_draw_each_call_from_invoke_to_answer_in_its_outcome_colour():
+    from harness.history import History
+    from harness.writes import WriteLog
+    h = History("w")
+    log = WriteLog(h)
+    for at, done, outcome in ((1.0, 1.5, "ok"), (2.0, 9.0, "unknown"), (10.0, 10.2, "fail")):
+        token = log.invoke("create", "volume", f"k{at}")
+        h._events[-1]["t"] = at                         # place the call where the test needs it
+        getattr(log, outcome)(token, *(() if outcome == "ok" else ("boom",)))
+        h._events[-1]["t"] = done
+    assert timeline.write_objects(h) == ["volume"]
+    ax = timeline.figure(h, [], [], "writes").axes[0]
+    bars = [c for c in ax.collections if c.get_paths() and len(c.get_paths()) == 1]
+    drawn = sorted((round(b.get_paths()[0].get_extents().x0, 3), round(b.get_paths()[0].get_extents().width, 3),
+                    to_hex(b.get_facecolor()[0])) for b in bars)
+    assert drawn == [(1.0, 0.5, timeline.OK), (2.0, 7.0, timeline.WRITE_COLOURS["unknown"]),
+                     (10.0, 0.2, timeline.FAILED)]
+    assert any("slowest 7.0 s (create, unknown)" in t.get_text() for t in ax.texts)

@@ -1,5 +1,6 @@
 """The writers' bookkeeping without a cloud: outcomes, the create/delete alternation, the
 read-back keyed like the write events (the real calls run in the writes scenarios)."""
+import time
 from types import SimpleNamespace
 
 from harness.history import History
@@ -76,3 +77,28 @@ def test_a_row_removed_behind_the_writer_is_lost():
 
 def test_row_ranges_are_short():
     assert w._ranges([1, 2, 3, 5, 7, 8]) == "1-3,5,7-8" and w._ranges([]) == ""
+
+
+class BusyOps(FakeOps):
+    """A create that costs its caller ~5 ms of CPU, so the thread's measured CPU is visible."""
+    def create(self, conn, name):
+        end = time.thread_time() + 0.005
+        while time.thread_time() < end:
+            pass
+        return super().create(conn, name)
+
+
+def test_cost_counts_calls_and_the_writer_threads_cpu():
+    h = History("x")
+    log = w.WriteLog(h)
+    writer = w.ObjectWriter(lambda: SimpleNamespace(close=lambda: None), log, BusyOps(), 0.01, "t")
+    writer.start()
+    time.sleep(0.2)
+    writer.stop()
+    group = SimpleNamespace(writers=[writer], rows=SimpleNamespace(cpu_s=0.0, wall_s=0.0), interval=0.01,
+                            log=log)
+    cost = w.Writers.cost(group)
+    assert cost["calls"] == log.calls > 5
+    assert 0.15 < cost["wall_s"] < 1.0 and cost["calls_per_s"] > 5
+    assert 0.005 * cost["calls"] / 2 <= cost["client_cpu_s"] <= cost["wall_s"]    # half the calls are creates
+    assert abs(cost["client_cpu_share"] - cost["client_cpu_s"] / cost["wall_s"]) < 0.05
