@@ -23,7 +23,7 @@ from .recheck import completed, nodes_seen
 OK, FAILED, FAULT, FAULT_EDGE, NONE = "#2ca02c", "#d62728", "#ff7f0e", "#b35900", "#d9d9d9"
 NODE_COLOURS = ("#1f77b4", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
 SEVERAL = "#555555"
-WRITE_COLOURS = {"ok": OK, "fail": FAILED, "unknown": "#9467bd"}
+WRITE_COLOURS = {"ok": OK, "fail": FAILED, "unknown": "#000000"}     # black: no node wears it
 
 
 # ---------------------------------------------------------------- lanes (pure data)
