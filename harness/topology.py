@@ -416,15 +416,87 @@ def load_named(value: str) -> Topology:
 
 def load(path: str | Path) -> Topology:
     path = Path(path)
+    return parse(_extended(_read(path), path, ()), str(path))
+
+
+def _read(path: Path):
     if not path.is_file():
         raise TopologyError(f"{path}: no such topology file")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "?"
         raise TopologyError(f"{path}: {where}: not valid YAML ({getattr(e, 'problem', e)})") from None
-    return parse(data, str(path))
+
+
+# ---------------------------------------------------------------- extends: a variant of another topology
+
+def _extended(data, path: Path, seen: tuple) -> Any:
+    """`extends: BASE` (a file next to this one, or a shipped name): BASE's keys with this
+    file's merged over them (see `merge`). A new network.subnet without nodes of its own
+    moves BASE's addresses into it, host parts kept."""
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    ref = data["extends"]
+    if not isinstance(ref, str) or not ref:
+        raise TopologyError(f"{path}: extends: must name a topology (a file or a shipped name)")
+    base_path = resolve(ref, cwd=path.parent)
+    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+        raise TopologyError(f"{path}: extends: {ref} leads back to this file (a cycle)")
+    base = _extended(_read(base_path), base_path, (*seen, path.resolve()))
+    if not isinstance(base, dict):
+        raise TopologyError(f"{base_path}: must be a mapping (it is extended by {path})")
+    own = {k: v for k, v in data.items() if k != "extends"}
+    merged = merge(base, own)
+    return _moved(merged, base, own, path)
+
+
+def merge(base: dict, over: dict) -> dict:
+    """`over` on top of `base`: mappings merge key by key, anything else (lists included)
+    replaces, and a key set to null is removed."""
+    out = dict(base)
+    for key, value in over.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _moved(merged: dict, base: dict, own: dict, path: Path) -> dict:
+    """Base addresses (nodes, VIPs, a quorum device) a variant did not restate, moved into
+    the variant's own subnet."""
+    old = (base.get("network") or {}).get("subnet")
+    new = (merged.get("network") or {}).get("subnet")
+    if not (isinstance(old, str) and isinstance(new, str)) or old == new:
+        return merged
+    try:
+        old_net, new_net = ipaddress.ip_network(old), ipaddress.ip_network(new)
+    except ValueError:
+        return merged                   # parse() names the bad subnet
+    if old_net.prefixlen != new_net.prefixlen:
+        raise TopologyError(f"{path}: network.subnet: {new} must have the prefix of {old} "
+                            f"(the extended topology's), or restate nodes and vips")
+
+    def move(ip):
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return ip                   # parse() names the bad address
+        if addr not in old_net:
+            return ip
+        return str(new_net.network_address + (int(addr) - int(old_net.network_address)))
+
+    for key in ("nodes", "vips"):
+        if key not in own and isinstance(merged.get(key), list):
+            merged[key] = [{**e, "ip": move(e.get("ip", ""))} if isinstance(e, dict) else e for e in merged[key]]
+    qdevice = (merged.get("corosync") or {}).get("qdevice")
+    if isinstance(qdevice, dict) and "ip" in qdevice and "ip" not in ((own.get("corosync") or {}).get("qdevice") or {}):
+        merged["corosync"] = {**merged["corosync"], "qdevice": {**qdevice, "ip": move(qdevice["ip"])}}
+    return merged
 
 
 def parse(data, source: str = "<topology>") -> Topology:

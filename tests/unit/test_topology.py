@@ -284,3 +284,49 @@ def test_quorumtool_output_is_parsed():
     assert not v.quorate and v.total_votes == 1 and not v.qdevice_vote
     with pytest.raises(ClusterError, match="not corosync-quorumtool output"):
         parse_quorumtool("Cannot initialize QUORUM service\n")
+
+
+# ---------------------------------------------------------------- extends
+
+def test_merge_mappings_by_key_lists_replaced_null_removes():
+    base = {"a": {"x": 1, "y": 2}, "l": [1, 2], "gone": 3}
+    assert topology.merge(base, {"a": {"y": 5}, "l": [9], "gone": None}) == {"a": {"x": 1, "y": 5}, "l": [9]}
+    assert base == {"a": {"x": 1, "y": 2}, "l": [1, 2], "gone": 3}      # the base is left alone
+
+
+def test_a_variant_is_its_base_with_its_own_keys_and_addresses_moved(tmp_path):
+    (tmp_path / "mine.yaml").write_text(
+        "extends: ha-2node\nname: mine\nnetwork: {subnet: 10.213.99.0/24}\n"
+        "fencing: {device: docker, delay_max: 5}\nproperties: {stonith-enabled: null}\n")
+    base, mine = topology.load_named("ha-2node"), topology.load(tmp_path / "mine.yaml")
+    assert mine.name == "mine" and mine.fencing and mine.properties["stonith-enabled"] == "true"
+    assert [n.ip for n in mine.nodes] == ["10.213.99.11", "10.213.99.12"]
+    assert mine.vip("public").ip == "10.213.99.100"
+    assert mine.resources == base.resources and mine.http_checks == base.http_checks
+
+
+def test_shipped_variants_equal_their_bases_but_for_what_they_say():
+    tuned, defaults = topology.load_named("os-ih-2node-tuned"), topology.load_named("os-ih-2node")
+    assert (tuned.openstack.instance_ha.monitoring_interval, defaults.openstack.instance_ha.monitoring_interval) == (5, 60)
+    assert tuned.resources == defaults.resources and tuned.haproxy == defaults.haproxy
+    assert tuned.subnet != defaults.subnet
+
+
+@pytest.mark.parametrize("text, error", [
+    ("extends: no-such\nname: v\n", "unknown topology 'no-such'"),
+    ("extends: [a]\nname: v\n", "extends: must name a topology"),
+    ("extends: v.yaml\nname: v\n", "leads back to this file"),
+    ("extends: ha-2node\nname: v\nnetwork: {subnet: 10.213.99.0/25}\n", "must have the prefix of 10.213.10.0/24"),
+])
+def test_bad_extends_is_one_line_naming_the_file(tmp_path, text, error):
+    (tmp_path / "v.yaml").write_text(text)
+    with pytest.raises(TopologyError) as e:
+        topology.load(tmp_path / "v.yaml")
+    assert error in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_cycle_through_two_files_is_named(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\nname: a\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\nname: b\n")
+    with pytest.raises(TopologyError, match="a cycle"):
+        topology.load(tmp_path / "a.yaml")
