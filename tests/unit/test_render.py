@@ -20,10 +20,11 @@ def test_corosync_conf_three_nodes_no_two_node():
 
 
 def test_cib_renders_topology_resources():
-    t = topology.load(ROOT / "harness/topologies/ha-2node.yaml")
+    t = topology.load_named("ha-2node-nofence")
     cib = provision.render_cib(t)
-    assert "property cib-bootstrap-options: stonith-enabled=false no-quorum-policy=stop" in cib
-    assert "primitive vip ocf:heartbeat:IPaddr2 params ip=10.213.10.100 cidr_netmask=24 nic=eth0 " \
+    props = next(line for line in cib.splitlines() if line.startswith("property cib-bootstrap-options:"))
+    assert {"stonith-enabled=false", "no-quorum-policy=stop"} <= set(props.split()[2:])
+    assert "primitive vip ocf:heartbeat:IPaddr2 params ip=10.213.15.100 cidr_netmask=24 nic=eth0 " \
            "op monitor interval=5s timeout=20s" in cib
     assert "group g_public vip web" in cib
     assert "rsc_defaults rsc-options: resource-stickiness=100" in cib

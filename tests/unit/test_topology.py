@@ -201,7 +201,7 @@ def test_topology_resolves_the_users_file_or_directory_before_shipped_names(tmp_
 
 
 def test_fencing_section_enables_stonith_and_settles_the_two_node_race():
-    t = topology.load(ROOT / "harness/topologies/ha-2node-fenced.yaml")
+    t = topology.load_named("ha-2node")
     assert t.fencing.device == "docker" and t.fencing.delay_max == 5
     assert t.properties["stonith-enabled"] == "true" and t.properties["stonith-timeout"] == "60s"
     from harness import provision
@@ -297,9 +297,10 @@ def test_merge_mappings_by_key_lists_replaced_null_removes():
 def test_a_variant_is_its_base_with_its_own_keys_and_addresses_moved(tmp_path):
     (tmp_path / "mine.yaml").write_text(
         "extends: ha-2node\nname: mine\nnetwork: {subnet: 10.213.99.0/24}\n"
-        "fencing: {device: docker, delay_max: 5}\nproperties: {stonith-enabled: null}\n")
+        "fencing: null\nproperties: {stonith-enabled: false}\n")
     base, mine = topology.load_named("ha-2node"), topology.load(tmp_path / "mine.yaml")
-    assert mine.name == "mine" and mine.fencing and mine.properties["stonith-enabled"] == "true"
+    assert mine.name == "mine" and not mine.fencing and mine.properties["stonith-enabled"] == "false"
+    assert base.fencing and base.properties["stonith-enabled"] == "true"
     assert [n.ip for n in mine.nodes] == ["10.213.99.11", "10.213.99.12"]
     assert mine.vip("public").ip == "10.213.99.100"
     assert mine.resources == base.resources and mine.http_checks == base.http_checks
