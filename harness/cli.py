@@ -40,7 +40,12 @@ def cmd_topologies(args):
         return
     if args.name not in topo_mod.shipped_names():
         _fail(f"{args.name}: no shipped topology of that name (known: {', '.join(topo_mod.shipped_names())})")
-    sys.stdout.write((topo_mod.SHIPPED / f"{args.name}.yaml").read_text())
+    path = topo_mod.SHIPPED / f"{args.name}.yaml"
+    if args.resolved:       # a variant written with `extends`, as one file with everything in it
+        sys.stdout.write(f"# {args.name}, with everything it extends merged in\n"
+                         + yaml.safe_dump(topo_mod.merged(path), sort_keys=False, width=110))
+        return
+    sys.stdout.write(path.read_text())
 
 
 def _platform(args=None):
@@ -434,6 +439,7 @@ def main(argv=None):
     s.set_defaults(fn=cmd_validate)
     s = sub.add_parser("topologies", help="list the shipped topologies, or print one to start a file of your own")
     s.add_argument("name", nargs="?")
+    s.add_argument("--resolved", action="store_true", help="a variant (`extends:`) with its bases merged in")
     s.set_defaults(fn=cmd_topologies)
     s = sub.add_parser("host", help="check or prepare this host (Docker engine, debootstrap)")
     s.add_argument("action", choices=["check", "prepare"])

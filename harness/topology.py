@@ -416,7 +416,13 @@ def load_named(value: str) -> Topology:
 
 def load(path: str | Path) -> Topology:
     path = Path(path)
-    return parse(_extended(_read(path), path, ()), str(path))
+    return parse(merged(path), str(path))
+
+
+def merged(path: str | Path):
+    """A topology file's data with whatever it `extends` merged in (what parse() reads)."""
+    path = Path(path)
+    return _extended(_read(path), path, ())
 
 
 def _read(path: Path):

@@ -331,3 +331,16 @@ def test_a_cycle_through_two_files_is_named(tmp_path):
     (tmp_path / "b.yaml").write_text("extends: a.yaml\nname: b\n")
     with pytest.raises(TopologyError, match="a cycle"):
         topology.load(tmp_path / "a.yaml")
+
+
+@pytest.mark.parametrize("name", ["os-ih-2node-tuned", "ha-2node-fenced"])
+def test_the_resolved_print_of_a_variant_is_the_same_topology(name, tmp_path, capsys):
+    import dataclasses
+    from harness import cli
+    cli.main(["topologies", name, "--resolved"])
+    out = capsys.readouterr().out
+    assert "\nextends:" not in out
+    (tmp_path / "r.yaml").write_text(out)
+    printed = topology.load(tmp_path / "r.yaml")
+    assert dataclasses.replace(printed, source="", agents=()) == \
+        dataclasses.replace(topology.load_named(name), source="", agents=())
