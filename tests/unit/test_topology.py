@@ -333,7 +333,7 @@ def test_a_cycle_through_two_files_is_named(tmp_path):
         topology.load(tmp_path / "a.yaml")
 
 
-@pytest.mark.parametrize("name", ["os-ih-2node-tuned", "ha-2node-fenced"])
+@pytest.mark.parametrize("name", ["os-ih-2node-tuned", "ha-2node-nofence"])
 def test_the_resolved_print_of_a_variant_is_the_same_topology(name, tmp_path, capsys):
     import dataclasses
     from harness import cli
