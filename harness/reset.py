@@ -15,6 +15,7 @@ the report and the terminal summary.
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -40,14 +41,14 @@ class ResetRecord:
         return f"cluster reset after {self.after}: {self.reason}; {verdict}, took {self.took_s:.0f} s"
 
 
-# one exec per node: undo anything a fault can leave inside it
-CLEAR_NODE = (
-    f"iptables -S | grep -- '{healcheck.TAG}' | sed 's/^-A/-D/' | "
-    "while read -r rule; do eval iptables $rule; done; "
-    "tc qdisc del dev eth0 root 2>/dev/null; "
-    "ps -eo pid=,stat= | awk '$2 ~ /^T/ {print $1}' | xargs -r kill -CONT; "
-    "systemctl is-active corosync pacemaker; true"
-)
+def clear_node(nic: str) -> str:
+    """One exec per node that undoes anything a fault can leave inside it (`nic`: the node's
+    interface on the cluster network, where network faults put their qdisc)."""
+    return (f"iptables -S | grep -- '{healcheck.TAG}' | sed 's/^-A/-D/' | "
+            "while read -r rule; do eval iptables $rule; done; "
+            f"tc qdisc del dev {shlex.quote(nic)} root 2>/dev/null; "
+            "ps -eo pid=,stat= | awk '$2 ~ /^T/ {print $1}' | xargs -r kill -CONT; "
+            "systemctl is-active corosync pacemaker; true")
 
 
 def parse_link_status(text: str) -> list[tuple[str, str]]:
@@ -147,7 +148,7 @@ class ClusterReset:
                 self.backend.reconnect(node)
             self.run.provisioner.wait_booted(node)
             # the clearing ends with the stack's state: one exec per node
-            cleared = self.backend.exec(node, CLEAR_NODE, timeout=60, check=False)
+            cleared = self.backend.exec(node, clear_node(self.backend.cluster_nic), timeout=60, check=False)
             if cleared.out.split()[-2:] != ["active", "active"]:
                 self.run.provisioner.start_stack(node)
         node = self.cluster.any_online_node()

@@ -1,4 +1,5 @@
 """The reset's order of steps (pure: the steps and the health check are stubbed)."""
+from harness import reset
 from harness.reset import ClusterReset, parse_link_status
 
 CFGTOOL = """Local node ID 1, transport knet
@@ -40,3 +41,8 @@ def test_other_damage_takes_every_step_in_order():
     reset = Stubbed([["pacemaker not running on node2"], ["still"], []])
     record = reset("t", "damage")
     assert reset.ran == ["cleanup", "stack", "nodes"] and record.ok and len(record.steps) == 3
+
+
+def test_clearing_a_node_removes_the_qdisc_of_its_cluster_interface():
+    assert "tc qdisc del dev eth1 root" in reset.clear_node("eth1")
+    assert "tc qdisc del dev eth0 root" in reset.clear_node("eth0")
