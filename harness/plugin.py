@@ -77,6 +77,9 @@ def pytest_addoption(parser):
                 help="the topology's ocf:PROVIDER agents from a checkout (DIR/PROVIDER/*) or a provider directory")
     g.addoption("--instances-per-host", type=int, default=3,
                 help="instances booted on each compute host before an evacuation scenario (default: 3)")
+    g.addoption("--write-interval", type=float, default=3.0, metavar="SECONDS",
+                help="each writer's pause between calls in the writes scenarios (default: 3; on 2 cores "
+                     "five writers at 3 s cost ~1 core, benchmarks/writers_cost.py)")
     g.addoption("--no-agent-gate", action="store_true",
                 help="skip ocf-tester on patched agents before the scenarios (the gate runs by default)")
 
@@ -272,6 +275,15 @@ def cloud(cluster_run, run_dir):
     conn = cp.connect()
     yield conn
     conn.close()
+
+
+@pytest.fixture
+def write_interval(pytestconfig) -> float:
+    """--write-interval: each writer's pause between calls (harness/openstack/writers.py)."""
+    value = pytestconfig.getoption("--write-interval")
+    if not value > 0:
+        raise pytest.UsageError(f"--write-interval must be > 0 seconds, got {value}")
+    return value
 
 
 @pytest.fixture

@@ -14,9 +14,6 @@ from harness.scenario import known_weakness_without_fencing
 
 pytestmark = [pytest.mark.cluster, pytest.mark.openstack]
 
-WRITE_INTERVAL_S = 3.0      # per writer: 5 writers, ~1.7 calls/s in all through the VIP
-
-
 def db_unit(cluster) -> str | None:
     spec = cluster.topology.openstack
     return "mariadb.service" if spec.database == "mariadb" else None
@@ -31,12 +28,14 @@ FAULTS = {
 }
 
 
-def run_writes(scenario, cluster, cp, tag: str, fault_fn=None):
-    writers = Writers(cp, scenario.history, tag, interval=WRITE_INTERVAL_S)
+def run_writes(scenario, cluster, cp, tag: str, interval: float, fault_fn=None):
+    """Writers on (each every `interval` s, --write-interval), then the fault, its recovery
+    and heal, then a few more writes; returns the writers and the fault."""
+    writers = Writers(cp, scenario.history, tag, interval=interval)
     try:
         writers.start()
         scenario.start_probes()
-        scenario.baseline(seconds=2 * WRITE_INTERVAL_S)
+        scenario.baseline(seconds=2 * interval)
         fault = None
         if fault_fn is not None:
             fault = fault_fn()
@@ -47,7 +46,7 @@ def run_writes(scenario, cluster, cp, tag: str, fault_fn=None):
             # load 14-22 on 2 cores, 60 s per API): waiting for that is the post-scenario
             # settle's job, not the writes' (a 300 s wait here failed the node kill, 2026-12-01)
             cluster.wait_formed(timeout=180)
-        time.sleep(4 * WRITE_INTERVAL_S)         # writes after recovery must work too
+        time.sleep(4 * interval)                 # writes after recovery must work too
     finally:
         writers.stop()
     return writers, fault
@@ -57,8 +56,8 @@ def judge(scenario, writers, fault, node):
     verdict, cost = writers.verdict(scenario.target_s), writers.cost()
     result = scenario.analyse(fault, node=node) if fault is not None else None
     if result is not None:
-        result["writes"] = {**verdict.to_dict(), "interval_s": WRITE_INTERVAL_S, "cost": cost}
-    print(f"writes (each writer every {WRITE_INTERVAL_S} s): {verdict.line()}")
+        result["writes"] = {**verdict.to_dict(), "interval_s": writers.interval, "cost": cost}
+    print(f"writes (each writer every {writers.interval} s): {verdict.line()}")
     print(f"    cost: {cost['calls']} calls in {cost['wall_s']} s ({cost['calls_per_s']}/s), "
           f"client CPU {cost['client_cpu_s']} s ({cost['client_cpu_share']} of a core)")
     for p in verdict.problems:
@@ -70,7 +69,7 @@ def judge(scenario, writers, fault, node):
 
 
 @pytest.mark.parametrize("kind", list(FAULTS))
-def test_acknowledged_writes_survive_a_failover(request, scenario, cluster, cluster_run, kind):
+def test_acknowledged_writes_survive_a_failover(request, scenario, cluster, cluster_run, write_interval, kind):
     cp = cluster_run.provisioner.control_plane
     holder = cluster.vip_holder()
     if kind == "db-kill" and db_unit(cluster) is None:
@@ -87,18 +86,18 @@ def test_acknowledged_writes_survive_a_failover(request, scenario, cluster, clus
             "(its message is lost with the broker)")))
     if kind != "node-kill":
         scenario.expected_failures.update(p.id for p in cluster.topology.resources.primitives)
-    writers, fault = run_writes(scenario, cluster, cp, kind, lambda: FAULTS[kind](scenario, holder))
+    writers, fault = run_writes(scenario, cluster, cp, kind, write_interval, lambda: FAULTS[kind](scenario, holder))
     verdict = judge(scenario, writers, fault, holder)
     assert verdict.acknowledged > 0, "no write was acknowledged at all: the writers never worked"
     assert verdict.passed, "; ".join(f"{p['type']} {p['obj']} {p['key']} ({p['state']})" for p in verdict.problems
                                      if p["type"] in ("lost", "stuck", "duplicate", "resurrected", "count"))
 
 
-def test_a_write_removed_behind_the_harness_is_reported_lost(scenario, cluster, cluster_run):
+def test_a_write_removed_behind_the_harness_is_reported_lost(scenario, cluster, cluster_run, write_interval):
     """The checker's own proof on a real cluster: rows and a project acknowledged to the
     writers, then deleted directly in the database; the read-back must call them lost."""
     cp = cluster_run.provisioner.control_plane
-    writers, _ = run_writes(scenario, cluster, cp, "removed")
+    writers, _ = run_writes(scenario, cluster, cp, "removed", write_interval)
     ops = operations(scenario.history)
     acked_rows = [o.key for o in ops if o.obj == "row" and o.outcome == "ok"]
     deleted = {o.key for o in ops if o.obj == "project" and o.op == "delete"}
