@@ -622,18 +622,19 @@ def pytest_runtest_protocol(item, nextitem):
 def _unmask_failure_before_any_fault(item, call, report) -> None:
     """Every expected failure a scenario declares (xfail markers: "no fencing: ...", a
     configured wait past the target, ...) is about a fault's consequences. A scenario that
-    failed before it injected any fault (e.g. its baseline never became healthy because the
-    previous scenario left the APIs starting) failed for another reason: reported as a
-    failure, never hidden as the expected one (seen on os-aa-2node, 2026-12-01)."""
+    failed before any fault of it took effect (its baseline never became healthy, or the
+    fault's own action failed) failed for another reason: reported as a failure, never
+    hidden as the expected one (both seen on os-aa-2node, 2026-12-01)."""
     sc = item.funcargs.get("scenario") if hasattr(item, "funcargs") else None
     if (call.when != "call" or not hasattr(report, "wasxfail") or call.excinfo is None or sc is None
-            or call.excinfo.errisinstance(pytest.xfail.Exception) or sc.history.events("fault")):
+            or call.excinfo.errisinstance(pytest.xfail.Exception)
+            or sc.history.events("fault", phase="applied")):
         return
     reason = report.wasxfail
     del report.wasxfail
     report.outcome = "failed"
-    report.sections.append(("expected failure not applied", f"the scenario failed before injecting any fault, "
-                                                            f"so not for its expected reason ({reason})"))
+    report.sections.append(("expected failure not applied", "the scenario failed before any of its faults "
+                                                            f"took effect, so not for its expected reason ({reason})"))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)     # outermost: sees the xfail plugin's verdict
