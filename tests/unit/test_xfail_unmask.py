@@ -1,7 +1,6 @@
 """An expected failure is about a fault's consequences: a scenario that fails before it
 injected any fault is reported as failed, not hidden as the expected failure (the plugin's
 makereport hook, run in a pytest session of its own)."""
-import pytest
 
 pytest_plugins = ["pytester"]
 
