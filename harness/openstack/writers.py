@@ -273,23 +273,26 @@ class Writers:
 
     def _read_back(self, attempts: int = 6, pause_s: float = 5.0) -> dict:
         """read_back, retried: right after a heal the returning node's APIs may still be
-        starting behind HAProxy and drop a listing (each failure is noted in the history)."""
-        for attempt in range(1, attempts + 1):
-            conn = db = None
+        starting behind HAProxy and drop a listing (each failure is noted in the history);
+        the last attempt's failure is raised."""
+        for attempt in range(1, attempts):
             try:
-                conn, db = self.cp.connect(), self.cp.connect_db()
-                return read_back(conn, db, self.ops, self.tag)
+                return self._read_back_once()
             except Exception as e:
-                if attempt == attempts:
-                    raise
                 self.history.record("note", text=f"read-back attempt {attempt} failed "
                                                  f"({type(e).__name__}: {str(e)[:160]}); retrying")
                 time.sleep(pause_s)
-            finally:
-                if conn is not None:
-                    conn.close()
-                _close(db)
-        raise AssertionError("unreachable")
+        return self._read_back_once()
+
+    def _read_back_once(self) -> dict:
+        conn = db = None
+        try:
+            conn, db = self.cp.connect(), self.cp.connect_db()
+            return read_back(conn, db, self.ops, self.tag)
+        finally:
+            if conn is not None:
+                conn.close()
+            _close(db)
 
     def cleanup(self) -> list[str]:
         """Delete every object the writers left (rows stay: the table is the run's own)."""

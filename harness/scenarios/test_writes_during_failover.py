@@ -14,6 +14,7 @@ from harness.scenario import known_weakness_without_fencing
 
 pytestmark = [pytest.mark.cluster, pytest.mark.openstack]
 
+
 def db_unit(cluster) -> str | None:
     spec = cluster.topology.openstack
     return "mariadb.service" if spec.database == "mariadb" else None
