@@ -69,11 +69,11 @@ def main():
     p.add_argument("--cold", action="store_true")
     p.add_argument("--interval", type=float, default=0.1)
     args = p.parse_args()
-    get_platform("docker").check_host()
     try:
         topo = topology.load_named(args.topology)
     except topology.TopologyError as e:
         p.error(str(e))
+    get_platform("docker").check_host()
     out_dir = Path("reports") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}-{topo.name}"
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = {"topology": topo.name, "probe_interval_s": args.interval, "images": build_times(topo, args.cold)}

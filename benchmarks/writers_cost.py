@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -38,8 +39,7 @@ def busy_cores(seconds: float) -> float:
     b0, t0 = cpu_ticks()
     time.sleep(seconds)
     b1, t1 = cpu_ticks()
-    cores = len([ln for ln in Path("/proc/stat").read_text().splitlines() if ln.startswith("cpu") and ln[3].isdigit()])
-    return round(cores * (b1 - b0) / max(t1 - t0, 1), 3)
+    return round(os.cpu_count() * (b1 - b0) / max(t1 - t0, 1), 3)
 
 
 def latency(history) -> dict:

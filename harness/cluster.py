@@ -50,6 +50,7 @@ class Votequorum:
     expected_votes: int
     total_votes: int
     qdevice_vote: bool        # the quorum device's vote counts in this node's partition
+    members: int = 0          # nodes in this node's membership (the device's row not counted)
 
 
 def parse_quorumtool(text: str) -> Votequorum:
@@ -62,9 +63,9 @@ def parse_quorumtool(text: str) -> Votequorum:
     # membership rows "Nodeid Votes [Qdevice-flags] Name" (the device's own row has nodeid 0):
     # the device's vote counts when the total exceeds what the member nodes bring
     rows = re.findall(r"^\s*(\d+)\s+(\d+)\s+\S.*$", text.split("Membership information", 1)[-1], re.M)
-    node_votes = sum(int(votes) for nodeid, votes in rows if nodeid != "0")
-    qdevice = total > node_votes
-    return Votequorum(quorate == "Yes", expected, total, qdevice)
+    nodes = [int(votes) for nodeid, votes in rows if nodeid != "0"]
+    qdevice = total > sum(nodes)
+    return Votequorum(quorate == "Yes", expected, total, qdevice, len(nodes))
 
 
 class Cluster:

@@ -314,7 +314,7 @@ class Topology:
             raise TopologyError(f"cannot relocate {self.subnet} to {subnet}: prefix differs")
 
         def move(ip: str) -> str:
-            return str(new.network_address + (int(ipaddress.ip_address(ip)) - int(old.network_address)))
+            return moved_ip(ip, old, new)
 
         qdevice = self.corosync.qdevice
         return dataclasses.replace(
@@ -335,6 +335,11 @@ class Topology:
 
 
 # ---------------------------------------------------------------- loading
+
+def moved_ip(ip: str, old, new) -> str:
+    """The address with the same host part in subnet `new` as `ip` has in subnet `old`."""
+    return str(new.network_address + (int(ipaddress.ip_address(ip)) - int(old.network_address)))
+
 
 class _Ctx:
     """Carries the file name so every error names file and key."""
@@ -454,8 +459,7 @@ def _extended(data, path: Path, seen: tuple) -> Any:
     if not isinstance(base, dict):
         raise TopologyError(f"{base_path}: must be a mapping (it is extended by {path})")
     own = {k: v for k, v in data.items() if k != "extends"}
-    merged = merge(base, own)
-    return _moved(merged, base, own, path)
+    return _moved(merge(base, own), base, own, path)
 
 
 def merge(base: dict, over: dict) -> dict:
@@ -492,9 +496,7 @@ def _moved(merged: dict, base: dict, own: dict, path: Path) -> dict:
             addr = ipaddress.ip_address(ip)
         except ValueError:
             return ip                   # parse() names the bad address
-        if addr not in old_net:
-            return ip
-        return str(new_net.network_address + (int(addr) - int(old_net.network_address)))
+        return moved_ip(ip, old_net, new_net) if addr in old_net else ip
 
     for key in ("nodes", "vips"):
         if key not in own and isinstance(merged.get(key), list):

@@ -157,6 +157,7 @@ class WriteVerdict:
     stuck: int = 0
     duplicate: int = 0
     resurrected: int = 0
+    deleting: int = 0               # acknowledged deletes still under way at the read-back (younger than the target)
     error: int = 0                  # objects in an error state: reported, not a failure by itself
     unknown: int = 0
     unknown_applied: int = 0
@@ -181,7 +182,7 @@ class WriteVerdict:
         text = (f"acknowledged writes {self.acknowledged}, lost {self.lost}, stuck {self.stuck}, "
                 f"duplicate {self.duplicate}, unknown {self.unknown} (resolved: "
                 f"{self.unknown_applied} applied, {self.unknown_not_applied} not applied)")
-        extras = [("resurrected", self.resurrected), ("error", self.error),
+        extras = [("resurrected", self.resurrected), ("still being deleted", self.deleting), ("error", self.error),
                   ("failed but applied", self.failed_but_applied)]
         text += "".join(f", {name} {n}" for name, n in extras if n)
         if self.rows_mismatch:
@@ -207,7 +208,7 @@ def check(ops: Iterable[Op], observed: Mapping[tuple[str, str | int], list[Obser
     row_keys_present = 0
     for (obj, key), kops in by_key.items():
         obs = list(observed.get((obj, key)) or [])
-        present = _judge_ops(v, obj, key, kops, obs)
+        present = _judge_ops(v, obj, key, kops, obs, target_s, now)
         _judge_states(v, obj, key, kops, obs, target_s, now)
         row_keys_present += obj == "row" and present
     if any(obj == "row" for obj, _ in by_key):
@@ -221,10 +222,13 @@ def check(ops: Iterable[Op], observed: Mapping[tuple[str, str | int], list[Obser
     return v
 
 
-def _judge_ops(v: WriteVerdict, obj: str, key, kops: list[Op], obs: list[Observation]) -> bool:
+def _judge_ops(v: WriteVerdict, obj: str, key, kops: list[Op], obs: list[Observation],
+               target_s: float, now: float) -> bool:
     """Each op on one key against the read-back; returns whether the key should exist
     (for the row count). Only the key's last op is resolved by the read-back: an earlier
-    unknown was overwritten by what followed, so it stays unresolved."""
+    unknown was overwritten by what followed, so it stays unresolved. An acknowledged delete
+    is asynchronous in Nova and Cinder (204/202, then the service deletes): the object may
+    still be there, like any work in progress, until the target has passed."""
     seen = bool(obs)                            # any trace proves a create happened
     live = [o for o in obs if is_live(o.state)]
     last_state = obs[-1].state if obs else None
@@ -242,9 +246,14 @@ def _judge_ops(v: WriteVerdict, obj: str, key, kops: list[Op], obs: list[Observa
         elif op.outcome == "ok":                # acknowledged delete
             should_exist = False
             if live and not any(o.op in ADDS for o in later):
-                v.resurrected += 1
-                v._problem("resurrected", obj, key, ids, last_state,
-                           f"acknowledged delete, still there ({live[-1].state})")
+                age = now - op.invoked_at
+                if age <= target_s:
+                    v.deleting += 1
+                else:
+                    v.resurrected += 1
+                    v._problem("resurrected", obj, key, ids, last_state,
+                               f"acknowledged delete, still there ({live[-1].state}) {age:.0f}s later "
+                               f"(target {target_s:.0f}s)")
         elif not later:                         # last op, outcome unknown or fail: resolve it
             applied = seen if adds else not live
             if applied:

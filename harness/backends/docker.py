@@ -201,8 +201,27 @@ class DockerBackend(Backend):
     def shutdown(self, node: str, timeout: float = 60) -> None:
         self._container(node).stop(timeout=int(timeout))
 
+    PAUSE_ATTEMPTS = 5
+
     def pause(self, node: str) -> None:
-        self._container(node).pause()
+        """docker pause, retried: on a loaded host runc's freeze of a busy cgroup can time out
+        ("OCI runtime pause failed: unable to freeze", seen on os-aa-2node at load ~20), and
+        runc leaves retrying to its caller; a freeze that completed late counts as done."""
+        c = self._container(node)
+        for attempt in range(1, self.PAUSE_ATTEMPTS + 1):
+            try:
+                c.pause()
+                return
+            except APIError as e:
+                if "unable to freeze" not in str(e):
+                    raise
+                time.sleep(1.0)
+                c.reload()
+                if c.status == "paused":
+                    return
+                if attempt == self.PAUSE_ATTEMPTS:
+                    raise BackendError(f"{node}: could not freeze it in {attempt} attempts: "
+                                       f"{e.explanation or e}") from None
 
     def unpause(self, node: str) -> None:
         c = self._container(node)

@@ -263,18 +263,36 @@ class Writers:
 
     def verdict(self, target_s: float):
         from ..writes import check, operations
-        conn, db = self.cp.connect(), self.cp.connect_db()
-        try:
-            observed = read_back(conn, db, self.ops, self.tag)
-        finally:
-            conn.close()
-            _close(db)
+        observed = self._read_back()
         # the read-back joins the history: a report can show what the verdict was judged on
         rows = sorted(n for (obj, n) in observed if obj == "row")
         self.history.record("readback", rows=len(rows), row_keys=_ranges(rows),
                             objects=[{"obj": obj, "key": key, "id": o.id, "state": o.state}
                                      for (obj, key), obs in observed.items() if obj != "row" for o in obs])
         return check(operations(self.history), observed, target_s, self.history.now())
+
+    def _read_back(self, attempts: int = 6, pause_s: float = 5.0) -> dict:
+        """read_back, retried: right after a heal the returning node's APIs may still be
+        starting behind HAProxy and drop a listing (each failure is noted in the history);
+        the last attempt's failure is raised."""
+        for attempt in range(1, attempts):
+            try:
+                return self._read_back_once()
+            except Exception as e:
+                self.history.record("note", text=f"read-back attempt {attempt} failed "
+                                                 f"({type(e).__name__}: {str(e)[:160]}); retrying")
+                time.sleep(pause_s)
+        return self._read_back_once()
+
+    def _read_back_once(self) -> dict:
+        conn = db = None
+        try:
+            conn, db = self.cp.connect(), self.cp.connect_db()
+            return read_back(conn, db, self.ops, self.tag)
+        finally:
+            if conn is not None:
+                conn.close()
+            _close(db)
 
     def cleanup(self) -> list[str]:
         """Delete every object the writers left (rows stay: the table is the run's own)."""

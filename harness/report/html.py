@@ -137,6 +137,9 @@ def writes_section(result: dict) -> str:
     w = result.get("writes")
     if not w:
         return ""
+    if "readback_failed" in w:
+        return (f"<h4>Writes during the fault</h4><p>{badge('FAIL', 'fail')} <b>read-back impossible: "
+                f"{esc(w['readback_failed'])}</b>; {w['acknowledged']} acknowledged writes could not be checked</p>")
     cost = w.get("cost") or {}
     cost_text = (f" · {cost['writers']} writers, {cost['calls']} calls, {cost['calls_per_s']} calls/s, "
                  f"client CPU {cost['client_cpu_share']:.1%} of a core" if cost.get("calls_per_s") else "")

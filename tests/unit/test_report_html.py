@@ -112,3 +112,10 @@ def test_writes_section_names_each_lost_object_and_the_writers_cost():
     assert "hw-volume-x-3" in text and "vol-3" in text
     assert "1.6 calls/s" in text and "client CPU 2.1% of a core" in text
     assert html.writes_section({}) == ""
+
+
+def test_writes_section_says_when_nothing_could_be_read_back():
+    text = html.writes_section({"writes": {"readback_failed": "OperationalError: (2003, refused)",
+                                           "acknowledged": 57, "interval_s": 3.0, "cost": {}}})
+    assert "read-back impossible" in text and "57 acknowledged writes could not be checked" in text
+    assert "FAIL" in text

@@ -279,7 +279,7 @@ def test_quorumtool_output_is_parsed():
     text = ("Quorum provider:  corosync_votequorum\nQuorate:          {q}\n\nExpected votes:   3\n"
             "Total votes:      {t}\nFlags:            Quorate Qdevice\n\n{rows}")
     v = parse_quorumtool(text.format(q="Yes", t=3, rows=rows + "         0          1            Qdevice\n"))
-    assert v.quorate and v.expected_votes == 3 and v.total_votes == 3 and v.qdevice_vote
+    assert v.quorate and v.expected_votes == 3 and v.total_votes == 3 and v.qdevice_vote and v.members == 2
     v = parse_quorumtool(text.format(q="No", t=1, rows=rows.replace("A,V", "NA,NV")))
     assert not v.quorate and v.total_votes == 1 and not v.qdevice_vote
     with pytest.raises(ClusterError, match="not corosync-quorumtool output"):

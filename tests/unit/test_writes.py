@@ -231,3 +231,14 @@ def test_rows_count_mismatch_from_rows_nobody_wrote():
 def test_no_row_writes_no_row_count():
     v = writes.check([op("k")], seen("ACTIVE", key="k"), target_s=60, now=100)
     assert v.rows_expected is None and not v.rows_mismatch
+
+
+def test_an_acknowledged_delete_under_way_is_not_a_resurrection_until_the_target():
+    # seen on os-aa-2node (node kill): Nova answered the DELETE of a BUILD server with 204, its
+    # compute terminated it 22 s later; the read-back 20 s after the answer still listed it BUILD
+    ops = [op("k", id="s1", at=0), op("k", kind="delete", id="s1", at=30)]
+    young = writes.check(ops, seen("BUILD", key="k"), target_s=120, now=50)
+    assert young.passed and young.deleting == 1 and young.resurrected == 0
+    assert "still being deleted 1" in young.line()
+    old = writes.check(ops, seen("BUILD", key="k"), target_s=120, now=200)
+    assert not old.passed and types(old) == ["resurrected", "stuck"]
