@@ -18,6 +18,7 @@ source host returns, its nova-compute destroys its stale copy and marks the migr
 from __future__ import annotations
 
 import statistics
+from datetime import datetime, timezone
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
@@ -279,12 +280,24 @@ def bars(verdict: EvacuationVerdict) -> list[tuple[str, list[tuple[str, float]]]
 POWER_STATES = {0: "NOSTATE", 1: "RUNNING", 3: "PAUSED", 4: "SHUTDOWN", 6: "CRASHED", 7: "SUSPENDED"}
 
 
+def _epoch(iso: str | None) -> float:
+    """Nova's timestamps ("2026-12-01T07:10:00Z", UTC; some without the Z) as epoch seconds;
+    -inf when missing."""
+    if not iso:
+        return float("-inf")
+    text = iso.rstrip("Z").split(".")[0]
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+
+
 def shared_host_outcome(history, host: str, fault_t: float) -> list[dict]:
     """For the layout where one compute identity follows the VIP (`host=` shared): the
     instances cannot be evacuated (their host never goes away), so what matters is what Nova
     shows of them afterwards. Per instance: the last status and power state seen, and when
-    (after the fault) each first changed."""
+    (after the fault) each first changed, and whether Nova wrote the record again after the
+    fault (`rewritten`): a record untouched since is Nova's memory of the instance from before
+    its node died, not evidence that it runs."""
     servers = _events(history, SERVER)
+    fault_wall = history.wall(fault_t)
     out = []
     for iid, name in sorted(tracked(servers, host, fault_t).items(), key=lambda kv: kv[1]):
         obs = [e for e in servers if e["id"] == iid]
@@ -293,7 +306,7 @@ def shared_host_outcome(history, host: str, fault_t: float) -> list[dict]:
         last = after[-1] if after else before
         row = {"id": iid, "name": name, "status": last.get("status"), "host": last.get("host"),
                "power_state": POWER_STATES.get(last.get("power_state"), last.get("power_state")),
-               "changes": []}
+               "rewritten": any(_epoch(e.get("updated")) >= fault_wall for e in after), "changes": []}
         prev = (before.get("status"), before.get("power_state"))
         for e in after:
             cur = (e.get("status"), e.get("power_state"))
@@ -324,9 +337,12 @@ class Recorder:
         self.history = history
 
     def server(self, id: str, name: str, status: str, host: str | None, task_state: str | None,
-               migration: str | None, t: float | None = None, power_state: int | None = None) -> dict:
+               migration: str | None, t: float | None = None, power_state: int | None = None,
+               updated: str | None = None) -> dict:
+        # updated: Nova's own updated_at of the instance (when Nova last wrote its record)
         return self.history.record(SERVER, t=t, id=id, name=name, status=status, host=host,
-                                   task_state=task_state, migration=migration, power_state=power_state)
+                                   task_state=task_state, migration=migration, power_state=power_state,
+                                   updated=updated)
 
     def stage(self, stage: str, host: str | None = None, id: str | None = None,
               t: float | None = None, **detail) -> dict:

@@ -46,7 +46,8 @@ class EvacuationWatcher:
             for s in conn.compute.servers(details=True, all_projects=True):
                 if s.id in self.ids:
                     self.rec.server(s.id, s.name, s.status, s.compute_host, s.task_state,
-                                    migrations.get(s.id), t=t, power_state=s.power_state)
+                                    migrations.get(s.id), t=t, power_state=s.power_state,
+                                    updated=s.updated_at)
             self._services(conn, t)
             self._notifications(conn, t)
             ok, error = True, None

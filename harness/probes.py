@@ -205,13 +205,17 @@ class ProbeSet:
         for p in self.probes:
             p.stop()
 
+    def last_are(self, probe: str, ok: bool, count: int, since: float | None = None) -> bool:
+        """The last `count` samples of `probe` (started after `since`) all have this outcome."""
+        recent = [s for s in self.history.samples(probe) if since is None or s["t"] >= since][-count:]
+        return len(recent) == count and all(s["ok"] == ok for s in recent)
+
     def wait_samples(self, probe: str, ok: bool, count: int, timeout: float = 30,
                      since: float | None = None) -> None:
         """Block until the last `count` samples of `probe` (started after `since`) have this outcome."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            recent = [s for s in self.history.samples(probe) if since is None or s["t"] >= since][-count:]
-            if len(recent) == count and all(s["ok"] == ok for s in recent):
+            if self.last_are(probe, ok, count, since):
                 return
             time.sleep(0.05)
         raise TimeoutError(f"probe {probe}: no {count} consecutive {'good' if ok else 'failed'} samples in {timeout}s")

@@ -134,10 +134,15 @@ def test_corosync_killed_on_vip_holder(request, scenario, cluster):
     assert result["vip"]["public"]["max_holders"] <= 1, "the VIP was up on two nodes at once"
 
 
-def test_monitor_failure_of_vip_resource(scenario, cluster):
+def test_monitor_failure_of_vip_resource(request, scenario, cluster):
     rid = cluster.vip_resource("public")
     holder = cluster.vip_holder()
-    scenario.expected_failures.add(rid)
+    rsc = cluster.topology.resources
+    scenario.expected_failures |= {rid, *rsc.dependents(rid)}
+    # active/passive: the VIP heads the group, its recovery restarts every service after it
+    # (os-ap-2node, fresh clone f579324: cinder answered again after 121 s, logins after 128 s;
+    # passed in earlier runs)
+    expect_serial_restart_of_control_plane(request, rsc, rid)
     recovered, result = _run(scenario, lambda: scenario.nemesis.fail_resource(rid, holder))
     assert recovered, result["verdict"]["reasons"]
     assert result["verdict"]["passed"], result["verdict"]["reasons"]

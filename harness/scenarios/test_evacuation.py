@@ -146,11 +146,13 @@ def test_shared_compute_identity_after_its_node_is_lost(request, scenario, clust
     # Measured on os-ap-2node (2026-12-01): the instances died with their node (the fake driver
     # keeps them in memory, as a hypervisor keeps VMs in its RAM) and the nova-compute started on
     # the survivor does not start them again; from +76 s Nova shows them ACTIVE with power state
-    # NOSTATE. Strict: a layout that restarts them (resume_guests_state_on_host_boot with shared
-    # storage) would show as XPASS.
+    # NOSTATE; in the next full run (f579324) Nova never touched their records within the target
+    # and kept showing ACTIVE/RUNNING from before the fault. Strict: a layout that restarts them
+    # (resume_guests_state_on_host_boot with shared storage) would show as XPASS.
     request.applymarker(pytest.mark.xfail(strict=True, reason=(
         "shared host= layout: the instances die with their node and the moved nova-compute does not "
-        "restart them (Nova then shows ACTIVE, power state NOSTATE)")))
+        "restart them (Nova then shows ACTIVE, power state NOSTATE, or its record from before the "
+        "fault, never re-read)")))
     cp = cluster_run.provisioner.control_plane
     host = cp.compute_hosts()[0]
     holder = cluster.vip_holder()
@@ -177,8 +179,11 @@ def test_shared_compute_identity_after_its_node_is_lost(request, scenario, clust
         changes = "; ".join(f"+{c['after_s']:.1f}s {c['status']}/{c['power_state']}" for c in r["changes"]) or "no change"
         print(f"    {r['name']}: now {r['status']}/{r['power_state']} on {r['host']} ({changes})")
     assert rows, f"no instance was on {host} when the fault began"
-    down = [f"{r['name']}: {r['status']}/{r['power_state']}" for r in rows
-            if (r["status"], r["power_state"]) != ("ACTIVE", "RUNNING")]
+    # running = Nova says ACTIVE/RUNNING from a record it wrote after the node died; an untouched
+    # record is its memory of before (seen: ACTIVE/RUNNING for the whole target, never re-read)
+    down = [f"{r['name']}: {r['status']}/{r['power_state']}"
+            + ("" if r["rewritten"] else " (Nova's record from before the fault, never written again)")
+            for r in rows if (r["status"], r["power_state"]) != ("ACTIVE", "RUNNING") or not r["rewritten"]]
     assert not down, (f"{len(down)} of {len(rows)} instances not running {scenario.target_s:.0f} s after "
                       f"their node died: {down}")
 

@@ -168,8 +168,27 @@ def test_shared_host_outcome_lists_what_nova_shows_after_the_loss():
     rec.server("a", "vm-a", "SHUTOFF", "harness-compute", None, None, t=70, power_state=4)
     rows = ev.shared_host_outcome(h, "harness-compute", 10)
     assert rows == [{"id": "a", "name": "vm-a", "status": "SHUTOFF", "host": "harness-compute",
-                     "power_state": "SHUTDOWN",
+                     "power_state": "SHUTDOWN", "rewritten": False,
                      "changes": [{"after_s": 60.0, "status": "SHUTOFF", "power_state": "SHUTDOWN"}]}]
+
+
+def test_a_record_nova_never_wrote_again_after_the_loss_is_not_rewritten():
+    # seen on os-ap-2node: the instances died with their node and Nova went on showing
+    # ACTIVE/RUNNING from its record of before the fault, for all of the 120 s watched
+    from datetime import datetime, timezone
+
+    def iso(t):
+        return datetime.fromtimestamp(h.wall(t), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    h = History("x")
+    rec = ev.Recorder(h)
+    rec.server("a", "vm-a", "ACTIVE", "harness-compute", None, None, t=0, power_state=1, updated=iso(-50))
+    rec.server("a", "vm-a", "ACTIVE", "harness-compute", None, None, t=100, power_state=1, updated=iso(-50))
+    rec.server("b", "vm-b", "ACTIVE", "harness-compute", None, None, t=0, power_state=1, updated=iso(-50))
+    rec.server("b", "vm-b", "ACTIVE", "harness-compute", None, None, t=100, power_state=1, updated=iso(80))
+    rows = {r["name"]: r for r in ev.shared_host_outcome(h, "harness-compute", 10)}
+    assert not rows["vm-a"]["rewritten"] and rows["vm-b"]["rewritten"]
+    assert rows["vm-a"]["changes"] == [] and rows["vm-a"]["power_state"] == "RUNNING"
+    assert ev._epoch(None) == float("-inf") and ev._epoch("2026-12-01T07:10:00") == ev._epoch("2026-12-01T07:10:00Z")
 
 
 def test_a_source_that_never_cleaned_up_is_a_duplicate_once_it_is_back():
