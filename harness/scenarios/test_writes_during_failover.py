@@ -102,6 +102,15 @@ def test_acknowledged_writes_survive_a_failover(request, scenario, cluster, clus
         request.applymarker(pytest.mark.xfail(strict=False, reason=(
             "one RabbitMQ, no mirror: a create accepted while the broker dies stays in BUILD/creating "
             "(its message is lost with the broker)")))
+    if kind == "db-kill":
+        # Measured on os-ap-2node (fresh clone f579324, 2026-12-01): a server create answered
+        # 0.26 s before MariaDB was SIGKILLed stayed BUILD for good; nova-compute could not
+        # record the build's failure while the database was away ("Original exception being
+        # dropped", DBConnectionError). Not strict: it needs a create in flight (the runs before
+        # passed).
+        request.applymarker(pytest.mark.xfail(strict=False, reason=(
+            "one MariaDB: a server accepted just before the database dies can stay in BUILD "
+            "(nova-compute cannot record the failed build while the database is away)")))
     if kind != "node-kill":
         scenario.expected_failures.update(p.id for p in cluster.topology.resources.primitives)
     writers, fault = run_writes(scenario, cluster, cp, kind, write_interval, lambda: FAULTS[kind](scenario, holder))
