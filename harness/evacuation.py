@@ -18,9 +18,9 @@ source host returns, its nova-compute destroys its stale copy and marks the migr
 from __future__ import annotations
 
 import statistics
-from datetime import datetime, timezone
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 
 SERVER, STAGE, HOSTED = "server", "stage", "hosted"
 
@@ -281,12 +281,11 @@ POWER_STATES = {0: "NOSTATE", 1: "RUNNING", 3: "PAUSED", 4: "SHUTDOWN", 6: "CRAS
 
 
 def _epoch(iso: str | None) -> float:
-    """Nova's timestamps ("2026-12-01T07:10:00Z", UTC; some without the Z) as epoch seconds;
-    -inf when missing."""
+    """An API timestamp (UTC, ISO 8601, "Z" or none) as epoch seconds; -inf when missing."""
     if not iso:
         return float("-inf")
-    text = iso.rstrip("Z").split(".")[0]
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    when = datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def shared_host_outcome(history, host: str, fault_t: float) -> list[dict]:

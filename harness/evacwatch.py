@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
 
 from .cluster import poll
-from .evacuation import Recorder
+from .evacuation import Recorder, _epoch
 
 # Masakari's notification states -> our stages (the first time each is seen)
 NOTIFICATION_STAGES = {"new": "notification sent", "running": "notification running",
@@ -98,12 +97,7 @@ class EvacuationWatcher:
 
     def _at(self, stamp: str | None, fallback: float) -> float:
         """An API timestamp (UTC, ISO 8601) on the history's clock."""
-        if not stamp:
-            return fallback
-        when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        return round(when.timestamp() - self.history.t0_wall, 4)
+        return round(_epoch(stamp) - self.history.t0_wall, 4) if stamp else fallback
 
     def _stage_once(self, stage: str, host: str | None, iid: str | None, t: float, **detail) -> None:
         key = (stage, host, iid, detail.get("notification"))    # one per notification
