@@ -537,11 +537,15 @@ def parse(data, source: str = "<topology>") -> Topology:
         for prop in sorted(set(fencing.properties()) & set(properties) - {"stonith-enabled"}):
             c.fail(f"properties.{prop}", "is set by the fencing section (remove it here, or set it there)")
         properties = {**properties, **fencing.properties()}
+    rsc_defaults = _flat(c, top.get("rsc_defaults"), "rsc_defaults")
+    if fencing is not None and fencing.priority_delay and "priority" not in rsc_defaults:
+        c.fail("fencing.priority_delay", "needs resources with a priority (rsc_defaults: {priority: 1}): "
+                                         "without one neither node is favoured in a fence race")
     topo = Topology(
         name=name, source=source, subnet=str(subnet), nodes=nodes, vips=vips,
         corosync=_corosync(c, top.get("corosync") or {}, nodes, vips, subnet, layers), layers=layers,
         properties=properties, fencing=fencing,
-        rsc_defaults=_flat(c, top.get("rsc_defaults"), "rsc_defaults"),
+        rsc_defaults=rsc_defaults,
         op_defaults=_flat(c, top.get("op_defaults"), "op_defaults"),
         resources=resources, http_checks=_http_checks(c, top.get("probes") or {}, vips),
         probe_interval=_probe_interval(c, top.get("probes") or {}),

@@ -27,7 +27,7 @@ def test_cib_renders_topology_resources():
     assert "primitive vip ocf:heartbeat:IPaddr2 params ip=10.213.15.100 cidr_netmask=24 nic=eth0 " \
            "op monitor interval=5s timeout=20s" in cib
     assert "group g_public vip web" in cib
-    assert "rsc_defaults rsc-options: resource-stickiness=100" in cib
+    assert "rsc_defaults rsc-options: priority=1 resource-stickiness=100" in cib
 
 
 def test_cib_quotes_values_with_spaces():

@@ -202,19 +202,23 @@ def test_topology_resolves_the_users_file_or_directory_before_shipped_names(tmp_
 
 def test_fencing_section_enables_stonith_and_settles_the_two_node_race():
     t = topology.load_named("ha-2node")
-    assert t.fencing.device == "docker" and t.fencing.delay_max == 5
+    assert t.fencing.device == "docker" and t.fencing.priority_delay == 5 and t.fencing.delay_max == 0
     assert t.properties["stonith-enabled"] == "true" and t.properties["stonith-timeout"] == "60s"
+    assert t.properties["priority-fencing-delay"] == "5s" and t.rsc_defaults["priority"] == "1"
     from harness import provision
     cib = provision.render_cib(t, fence=("stonith:fence_docker", {"ip": "10.213.15.1",
                                                                   "pcmk_host_map": "node1:c1;node2:c2"}))
     assert ("primitive fence-nodes stonith:fence_docker params ip=10.213.15.1 pcmk_host_map='node1:c1;node2:c2' "
-            "pcmk_delay_max=5s op monitor interval=60s") in cib
+            "op monitor interval=60s") in cib
+    assert "priority-fencing-delay=5s" in cib and "priority=1" in cib
 
 
 @pytest.mark.parametrize("fencing, props, message", [
     ({"device": "docker"}, {}, r"^<t>: fencing: a 2-node cluster needs delay_max or priority_delay"),
     ({"device": "ipmi", "delay_max": 5}, {}, r"fencing.device: 'ipmi' is not supported \(docker\)"),
     ({"device": "docker", "delay_max": -1}, {}, r"fencing.delay_max: -1 must be a whole number of seconds >= 0"),
+    ({"device": "docker", "priority_delay": 5}, {},
+     r"^<t>: fencing.priority_delay: needs resources with a priority \(rsc_defaults: \{priority: 1\}\)"),
     ({"device": "docker", "delay_max": 5}, {"stonith-enabled": False},
      r"properties.stonith-enabled: contradicts the fencing section"),
 ])
@@ -222,6 +226,7 @@ def test_fencing_section_errors_are_one_line(fencing, props, message):
     data = copy.deepcopy(BASE)
     data["properties"] = {**{k: v for k, v in data["properties"].items() if k != "stonith-enabled"}, **props}
     data["fencing"] = fencing
+    data["rsc_defaults"] = {k: v for k, v in data["rsc_defaults"].items() if k != "priority"}
     with pytest.raises(TopologyError, match=message):
         topology.parse(data, "<t>")
 
