@@ -501,7 +501,8 @@ class Nemesis:
         backend = self.cluster.backend
         fencing = self.cluster.topology.fencing
         if fencing is not None:
-            self.cluster.wait_fencing_settled(node, timeout=fencing.timeout + fencing.delay_max + 30)
+            delays = fencing.delay_max + fencing.priority_delay
+            self.cluster.wait_fencing_settled(node, timeout=fencing.timeout + delays + 30)
         state = backend.power_state(node)
         if state == "paused":
             backend.unpause(node)

@@ -538,7 +538,7 @@ def parse(data, source: str = "<topology>") -> Topology:
             c.fail(f"properties.{prop}", "is set by the fencing section (remove it here, or set it there)")
         properties = {**properties, **fencing.properties()}
     rsc_defaults = _flat(c, top.get("rsc_defaults"), "rsc_defaults")
-    if fencing is not None and fencing.priority_delay and "priority" not in rsc_defaults:
+    if fencing is not None and fencing.priority_delay and not _weighs_resources(rsc_defaults, resources):
         c.fail("fencing.priority_delay", "needs resources with a priority (rsc_defaults: {priority: 1}): "
                                          "without one neither node is favoured in a fence race")
     topo = Topology(
@@ -558,6 +558,12 @@ def parse(data, source: str = "<topology>") -> Topology:
     if topo.openstack:
         _check_compute(c, topo)
     return topo
+
+
+def _weighs_resources(rsc_defaults: dict, resources) -> bool:
+    """Some resource has a priority: what priority-fencing-delay weighs nodes by."""
+    items = [*resources.primitives, *resources.groups, *resources.clones]
+    return "priority" in rsc_defaults or any("priority" in r.meta for r in items)
 
 
 def _check_compute(c: _Ctx, topo) -> None:
