@@ -13,6 +13,7 @@ class NodeState:
     standby: bool
     unclean: bool
     maintenance: bool = False
+    pending: bool = False       # still joining: Pacemaker flags it standby until it is ready
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,11 @@ def parse_crm_mon(xml_text: str) -> ClusterState:
         dc=dc.get("name") if dc is not None and dc.get("present") == "true" else None,
         quorum=dc is not None and dc.get("with_quorum") == "true")
     for n in root.findall("nodes/node"):
+        # a joining node is reported standby until its controller is ready: not an operator's standby
+        pending = _b(n, "pending")
         state.nodes[n.get("name")] = NodeState(
-            n.get("name"), _b(n, "online"), _b(n, "standby") or _b(n, "standby_onfail"),
-            _b(n, "unclean"), _b(n, "maintenance"))
+            n.get("name"), _b(n, "online"), (_b(n, "standby") and not pending) or _b(n, "standby_onfail"),
+            _b(n, "unclean"), _b(n, "maintenance"), pending)
     resources = root.find("resources")
     if resources is not None:
         _walk_resources(resources, state, parent=None, clone=None)

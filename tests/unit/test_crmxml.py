@@ -25,6 +25,17 @@ def test_parse_failures_clones_and_fail_counts():
     assert not s.active_twice()       # clone instances on two nodes are not "active twice"
 
 
+def test_a_joining_node_is_pending_not_in_standby():
+    # Pacemaker 2.1.5 flags a node whose controller has not finished joining standby and pending
+    # (os-ap-2node, 2026-12-01: 1 s after a fenced node booted, the heal check saw it "in standby")
+    xml = (DATA / "crm_mon_2node.xml").read_text()
+    joining = xml.replace('standby="false"', 'standby="true"', 2).replace('pending="false"', 'pending="true"', 2)
+    s = crmxml.parse_crm_mon(joining)
+    assert all(n.pending and not n.standby for n in s.nodes.values())
+    operator = xml.replace('standby="false"', 'standby="true"', 1)
+    assert crmxml.parse_crm_mon(operator).nodes["node1"].standby
+
+
 def test_active_twice_detects_a_primitive_on_two_nodes():
     xml = (DATA / "crm_mon_2node.xml").read_text().replace(
         '<node name="node1" id="1" cached="true"/>\n      </resource>\n      <resource id="web"',
