@@ -119,6 +119,10 @@ class Cluster:
         """crm_mon's view from one node (any answering node by default)."""
         return self.view(node)[1]
 
+    def state_if_running(self, node: str) -> ClusterState | None:
+        """The node's own view; None when it is powered off (fenced, or killed)."""
+        return self.state(node=node) if self.backend.is_running(node) else None
+
     def votequorum(self, node: str) -> Votequorum:
         r = self.backend.exec(node, ["corosync-quorumtool", "-s"], timeout=15, check=False)
         return parse_quorumtool(r.out)

@@ -501,8 +501,7 @@ class Nemesis:
         backend = self.cluster.backend
         fencing = self.cluster.topology.fencing
         if fencing is not None:
-            delays = fencing.delay_max + fencing.priority_delay
-            self.cluster.wait_fencing_settled(node, timeout=fencing.timeout + delays + 30)
+            self.cluster.wait_fencing_settled(node, timeout=fencing.timeout + fencing.longest_delay + 30)
         state = backend.power_state(node)
         if state == "paused":
             backend.unpause(node)

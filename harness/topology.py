@@ -64,6 +64,11 @@ class Fencing:
     priority_delay: int = 0           # priority-fencing-delay (s): the node with more resources wins
     timeout: int = 60                 # stonith-timeout (s)
 
+    @property
+    def longest_delay(self) -> int:
+        """The longest a fence device waits before it acts (s)."""
+        return self.delay_max + self.priority_delay
+
     def properties(self) -> dict:
         # off, not reboot: a fenced node stays down until the scenario's heal boots it, as a
         # killed node does (a reboot would boot it without its cluster stack)

@@ -22,8 +22,7 @@ def test_membership_split_behind_the_harness_is_reset(scenario, cluster):
 
     def split():
         # a fenced topology settles the split by powering a node off: it is split off too
-        views = {n: cluster.state(node=n).online if cluster.backend.is_running(n) else []
-                 for n in cluster.node_names}
+        views = {n: s.online if (s := cluster.state_if_running(n)) else [] for n in cluster.node_names}
         return all(len(online) < len(cluster.node_names) for online in views.values()), views
     poll(split, 60, what="membership split")
 

@@ -137,9 +137,8 @@ def test_isolated_node_loses_quorum_and_stops_resources(request, scenario, clust
     with scenario.nemesis.isolate(holder) as fault:
         def isolated_stopped():
             # a fenced topology may power the isolated node off first: nothing runs there either
-            if not cluster.backend.is_running(holder):
+            if (s := cluster.state_if_running(holder)) is None:
                 return True, "powered off (fenced)"
-            s = cluster.state(node=holder)
             return (not s.quorum and holder not in s.where(vip_rsc)), f"quorum={s.quorum} vip on {s.where(vip_rsc)}"
         poll(isolated_stopped, 60, what=f"{holder} without quorum and resources (or fenced)")
 
