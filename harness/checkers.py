@@ -158,6 +158,27 @@ def verdict(downtimes: list[Downtime], target_s: float | dict = DEFAULT_TARGET_S
     return Verdict(not reasons, default, worst[0], worst[1], reasons)
 
 
+SATURATED = 0.95          # host CPU busy share from which a client timeout may be the host's
+
+
+def host_load(host_events: list[dict], failed: list[dict], start: float, end: float | None = None) -> dict | None:
+    """The host's CPU over [start, end] and how many failed client samples ran while it was
+    saturated (a host sample of busy >= SATURATED taken during the attempt or within a
+    second after it). Evidence for a report, never a verdict: None without host samples."""
+    window = [e for e in host_events if e["t"] >= start and (end is None or e["t"] <= end)
+              and e.get("busy") is not None]
+    if not window:
+        return None
+    busy = [e["busy"] for e in window]
+    saturated = [s for s in failed
+                 if any(e["busy"] >= SATURATED for e in window
+                        if s["t"] <= e["t"] <= s["t"] + (s.get("duration") or 0.0) + 1.0)]
+    return {"busy_max": max(busy), "busy_mean": round(sum(busy) / len(busy), 3),
+            "load1_max": max(e.get("load1") or 0.0 for e in window), "cpus": window[-1].get("cpus"),
+            "saturated_s": sum(1 for b in busy if b >= SATURATED),
+            "failed_samples": len(failed), "failed_while_saturated": len(saturated)}
+
+
 def unexpected_fencing(events: list[tuple[float, str]], lost: set[str], nodes: list[str]) -> list[str]:
     """Fence device actions a scenario did not call for (pure). A scenario that took no node
     away must cause no fencing; on 2 nodes either may lose the fence race once one is lost;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import math
+import os
 import socket
 import threading
 import time
@@ -184,6 +185,42 @@ class ClusterSampler(Probe):
             history.record("cluster", t=t, **self._last)
         else:
             history.record("cluster", t=t, error=error, detail=detail)
+
+
+def read_cpu_times(path: str = "/proc/stat") -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from the aggregate `cpu` line."""
+    with open(path) as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)          # idle + iowait
+    total = sum(fields[:8])                                            # guest time is counted in user
+    return total - idle, total
+
+
+class HostSampler(Probe):
+    """The host's CPU: busy share since the last sample and the 1-minute load. On a small
+    host the nodes, their services and the probes share the same cores; a client timeout
+    while the host is saturated says so in the history."""
+    kind = "host"
+
+    def __init__(self, interval: float = 1.0, stat: str = "/proc/stat", loadavg: str = "/proc/loadavg"):
+        super().__init__("host", interval)
+        self.stat, self.loadavg = stat, loadavg
+        self._prev = read_cpu_times(stat)
+        self._last: dict = {}
+
+    def attempt(self):
+        busy, total = read_cpu_times(self.stat)
+        d_busy, d_total = busy - self._prev[0], total - self._prev[1]
+        self._prev = (busy, total)
+        with open(self.loadavg) as f:
+            load1 = float(f.read().split()[0])
+        self._last = {"busy": round(d_busy / d_total, 3) if d_total > 0 else None, "load1": load1,
+                      "cpus": os.cpu_count()}
+        return True, None, ""
+
+    def emit(self, history, t, duration, ok, error, detail):
+        if ok:
+            history.record("host", t=t, **self._last)
 
 
 class ProbeSet:

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from . import checkers, clusterlog
 from .cluster import ClusterError
-from .probes import ClusterSampler, ProbeSet, VipSampler, http_probes
+from .probes import ClusterSampler, HostSampler, ProbeSet, VipSampler, http_probes
 
 
 class Scenario:
@@ -66,7 +66,7 @@ class Scenario:
         topo = self.cluster.topology
         probes = [*self._clients(interval, timeout),
                   *(VipSampler(self.cluster, v.name, interval=0.5) for v in topo.vips),
-                  ClusterSampler(self.cluster, interval=1.0)]
+                  ClusterSampler(self.cluster, interval=1.0), HostSampler(interval=1.0)]
         self._probes = ProbeSet(self.history, probes).__enter__()
         self.history.meta["probe_interval_s"] = interval
         return self._probes
@@ -160,6 +160,9 @@ class Scenario:
         result["node"] = node
         result["findings"] = [f"VIP {name} was held by {mv['max_holders']} nodes at once"
                               for name, mv in result["vip"].items() if mv["max_holders"] > 1]
+        failed = [x for p in self.client_probes() for x in self.history.samples(p)
+                  if not x["ok"] and x["t"] >= since and (end is None or x["t"] <= end)]
+        result["host"] = checkers.host_load(self.history.events("host"), failed, since, end)
         recovered = [d.recovered_at for d in downtimes if d.recovered_at is not None]
         result["full_recovery_s"] = round(max(recovered) - since, 3) if recovered else None
         self.results.append(result)
@@ -190,6 +193,10 @@ class Scenario:
                 if mv["move_s"] is not None:
                     lines.append(f"    VIP {vip}: {mv['before']} -> {mv['after']} after {mv['move_s']:.2f}s "
                                  f"(max holders at once: {mv['max_holders']})")
+            if h := r.get("host"):
+                lines.append(f"    host CPU ({h['cpus']} cores): busy mean {h['busy_mean']:.0%}, max {h['busy_max']:.0%}, "
+                             f"saturated {h['saturated_s']} s; failed client samples while saturated: "
+                             f"{h['failed_while_saturated']}/{h['failed_samples']}")
             for reason in [*r["verdict"]["reasons"], *r["findings"]]:
                 lines.append(f"    FINDING: {reason}")
         return lines

@@ -127,9 +127,19 @@ def result_section(history, result: dict) -> str:
             + (f'<ul class="bad">{reasons}</ul>' if reasons else "")
             + f"<p>full recovery (fault start → every probe answering steadily): <b>{full_recovery(result)}</b>"
             + f" · probe interval {result['probe_interval_s']} s (figures are exact to one interval)</p>"
-            + downtime_table(result) + vip_table(result) + evacuation_section(result) + writes_section(result)
+            + host_line(result) + downtime_table(result) + vip_table(result) + evacuation_section(result) + writes_section(result)
             + stages_table(result)
             + recheck_line(history, result))
+
+
+def host_line(result: dict) -> str:
+    """The host's CPU during the fault: on a small host nodes and probes share the cores."""
+    h = result.get("host")
+    if not h:
+        return ""
+    return (f"<p>host CPU ({h['cpus']} cores, sampled every 1 s): busy mean {h['busy_mean']:.0%}, "
+            f"max {h['busy_max']:.0%}, load {h['load1_max']:.1f}; {h['saturated_s']} s at 95% or more; "
+            f"failed client samples while saturated: {h['failed_while_saturated']} of {h['failed_samples']}</p>")
 
 
 def writes_section(result: dict) -> str:
