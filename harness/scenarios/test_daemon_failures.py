@@ -17,8 +17,10 @@ def _run(scenario, fault_factory, node_of_rsc=None, settle=False):
     if settle:
         # Behind HAProxy the outage may only begin when Pacemaker restarts the daemon (a
         # starting API accepts connections it cannot serve yet): judge the clients once the
-        # restart is over, not by the good answers before it (seen on os-aa-2node)
-        scenario.cluster.wait_settled(timeout=scenario.target_s)
+        # restart is over, not by the good answers before it (seen on os-aa-2node). Counted as
+        # the recovery wait it is (the time breakdown showed it as the test body's own time)
+        with scenario.phase("recovery_wait"):
+            scenario.cluster.wait_settled(timeout=scenario.target_s)
     recovered = scenario.wait_recovered(since=fault.started_at + 0.5)
     fault.heal()
     result = scenario.analyse(fault, node=node_of_rsc)
