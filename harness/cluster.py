@@ -9,6 +9,12 @@ from dataclasses import dataclass, field
 from .crmxml import ClusterState, parse_cib_version, parse_crm_mon
 
 
+def parse_link_status(text: str) -> list[tuple[str, str]]:
+    """(nodeid, status) of each peer in `corosync-cfgtool -s` (knet: connected, disconnected,
+    localhost for the node itself); nothing for other transports."""
+    return re.findall(r"^\s*nodeid:?\s+(\d+):\s+(\w+)", text, re.M)
+
+
 class ClusterError(RuntimeError):
     pass
 
@@ -85,6 +91,24 @@ class Cluster:
     # ------------------------------------------------------------ reading state
     def running_nodes(self) -> list[str]:
         return [n for n in self.node_names if self.backend.is_running(n)]
+
+    def links_down(self, grace_s: float = 15) -> list[str]:
+        """Corosync links to running peers that stay down for `grace_s` (knet's own view,
+        `corosync-cfgtool -s`): a split below the cluster stack, which no cleanup or stack
+        restart repairs, so waiting for the membership is pointless (seen: 60 s per step)."""
+        deadline = time.monotonic() + grace_s
+        while True:
+            running = self.running_nodes()
+            # nodeids follow the topology's node order (templates/corosync.conf.j2)
+            ids = {str(i): n.name for i, n in enumerate(self.topology.nodes, 1) if n.name in running}
+            down = []
+            for node in running:
+                r = self.backend.exec(node, ["corosync-cfgtool", "-s"], timeout=15, check=False)
+                down += [f"{node}: corosync link to nodeid {nid} ({ids[nid]}) {status}"
+                         for nid, status in parse_link_status(r.out) if status == "disconnected" and nid in ids]
+            if not down or time.monotonic() >= deadline:
+                return down
+            time.sleep(1)
 
     def view(self, node: str | None = None) -> tuple[str, ClusterState]:
         """(node, crm_mon's view from it): the given node, or the first running one that answers."""

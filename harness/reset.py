@@ -14,7 +14,6 @@ the report and the terminal summary.
 """
 from __future__ import annotations
 
-import re
 import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -51,12 +50,6 @@ def clear_node(nic: str) -> str:
             "systemctl is-active corosync pacemaker; true")
 
 
-def parse_link_status(text: str) -> list[tuple[str, str]]:
-    """(nodeid, status) of each peer in `corosync-cfgtool -s` (knet: connected, disconnected,
-    localhost for the node itself); nothing for other transports."""
-    return re.findall(r"^\s*nodeid:?\s+(\d+):\s+(\w+)", text, re.M)
-
-
 class ClusterReset:
     def __init__(self, run, log=print, settle_s: float | None = None, clients=None):
         self.run = run
@@ -72,27 +65,9 @@ class ClusterReset:
     def backend(self):
         return self.run.backend
 
-    def links_down(self, grace_s: float = 15) -> list[str]:
-        """Corosync links to running peers that stay down for `grace_s` (knet's own view,
-        `corosync-cfgtool -s`): a split below the cluster stack, which no cleanup or stack
-        restart repairs, so waiting for the membership is pointless (seen: 60 s per step)."""
-        deadline = time.monotonic() + grace_s
-        while True:
-            running = self.cluster.running_nodes()
-            # nodeids follow the topology's node order (templates/corosync.conf.j2)
-            ids = {str(i): n.name for i, n in enumerate(self.run.topology.nodes, 1) if n.name in running}
-            down = []
-            for node in running:
-                r = self.backend.exec(node, ["corosync-cfgtool", "-s"], timeout=15, check=False)
-                down += [f"{node}: corosync link to nodeid {nid} ({ids[nid]}) {status}"
-                         for nid, status in parse_link_status(r.out) if status == "disconnected" and nid in ids]
-            if not down or time.monotonic() >= deadline:
-                return down
-            time.sleep(1)
-
     def health(self) -> list[str]:
         """Why the cluster is not known-good yet (empty: it is)."""
-        if down := self.links_down():
+        if down := self.cluster.links_down():
             return down
         try:
             self.cluster.wait_formed(timeout=60)

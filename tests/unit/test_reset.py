@@ -1,6 +1,7 @@
 """The reset's order of steps (pure: the steps and the health check are stubbed)."""
 from harness import reset
-from harness.reset import ClusterReset, parse_link_status
+from harness.cluster import parse_link_status
+from harness.reset import ClusterReset
 
 CFGTOOL = """Local node ID 1, transport knet
 LINK ID 0 udp
