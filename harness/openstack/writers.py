@@ -250,6 +250,13 @@ class Writers:
         for w in [*self.writers, self.rows]:
             w.stop()
 
+    def slow_down(self, factor: float = 2.0) -> float:
+        """Every writer calls `factor` times less often from its next call on; the new interval."""
+        self.interval *= factor
+        for w in [*self.writers, self.rows]:
+            w.interval = self.interval
+        return self.interval
+
     def cost(self) -> dict:
         """What the writers cost the harness's host: calls per second and the client threads'
         CPU (seconds of CPU per second of wall time; 1.0 = one core busy)."""
