@@ -338,3 +338,17 @@ def test_job_summary_command_rebuilds_and_exits_like_the_job(two_runs, tmp_path,
     assert e.value.code == 1
     printed = capsys.readouterr().out
     assert "failures and errors (2):" in printed and (tmp_path / "out" / "job-summary.md").is_file()
+
+
+def test_bring_up_is_a_phase_of_its_own_whether_the_first_scenario_records_phases_or_not(tmp_path):
+    with_phases = run_doc("ha-2node", [scenario("t.py::test_a", "passed", 60.0, phases={"setup": 40.0, "fault": 5.0})])
+    without = run_doc("os-ap-2node", [scenario("t.py::test_agent", "passed", 200.0),
+                                      scenario("t.py::test_b", "passed", 30.0, phases={"setup": 0.5, "fault": 9.0})])
+    for doc, seconds in ((with_phases, 35.0), (without, 180.0)):
+        doc["run"]["timings"] = {"bring_up_s": seconds}
+    write_run(tmp_path, "ha-2node", with_phases)
+    write_run(tmp_path, "os-ap-2node", without)
+    ha, ap = jobsummary.build(*jobsummary.records_from_dirs([tmp_path]))["topologies"]
+    # counted once: out of the first scenario's setup when it recorded phases
+    assert ha["phases"] == {"bring_up": 35.0, "setup": 5.0, "fault": 5.0}
+    assert ap["phases"] == {"bring_up": 180.0, "setup": 0.5, "fault": 9.0}
