@@ -179,6 +179,25 @@ def host_load(host_events: list[dict], failed: list[dict], start: float, end: fl
             "failed_samples": len(failed), "failed_while_saturated": len(saturated)}
 
 
+TIMEOUTS = ("Timeout", "TimeoutError", "ReadTimeout", "ReadTimeoutError", "ConnectTimeout", "timeout")
+
+
+def only_saturation_timeouts(result: dict) -> str | None:
+    """When every failed client sample of an analysis was a timeout taken while the host's CPU
+    was saturated, the evidence as one line; else None. A scenario that expects no failure at
+    all (a passive node lost) cannot judge on such a host: the clients timed out because the
+    nodes share the host's cores, which separate machines do not."""
+    host = result.get("host")
+    failed = {p: d for p, d in result["downtime"].items() if d["failures"]}
+    if not failed or not host or host["failed_while_saturated"] < host["failed_samples"]:
+        return None
+    if any(err not in TIMEOUTS for d in failed.values() for err in d["errors"]):
+        return None
+    who = ", ".join(f"{p} {d['failures']}" for p, d in failed.items())
+    return (f"every failed client sample ({who}) was a timeout while the host's {host['cpus']} cores were "
+            f"saturated (busy max {host['busy_max']:.0%}, {host['saturated_s']} s at >= 95%)")
+
+
 def unexpected_fencing(events: list[tuple[float, str]], lost: set[str], nodes: list[str]) -> list[str]:
     """Fence device actions a scenario did not call for (pure). A scenario that took no node
     away must cause no fencing; on 2 nodes either may lose the fence race once one is lost;

@@ -2,6 +2,7 @@
 
 import pytest
 
+from harness import checkers
 from harness.cluster import poll
 from harness.scenario import known_weakness_without_fencing
 
@@ -39,7 +40,13 @@ def test_killed_node_rejoins_and_cluster_settles(scenario, cluster):
     assert cluster.vip_holder() == holder
     haproxy = cluster.topology.haproxy
     if haproxy is None:
-        # active/passive: the VIP stayed where it was, so losing a passive node must not disturb clients
+        # active/passive: the VIP stayed where it was, so losing a passive node must not disturb clients.
+        # Seen in the os-ap-2node main job (2 cores): 2 password logins and a glance call timed out
+        # (2 s) while the killed node booted and rejoined; both nodes share the host's cores, which
+        # separate machines do not. Only measured saturation explains it: errors, or timeouts on
+        # a host with CPU to spare, fail the scenario.
+        if why := checkers.only_saturation_timeouts(result):
+            pytest.xfail(f"the host, not the cluster: {why}")
         for probe, d in result["downtime"].items():
             assert d["failures"] == 0, (probe, d)
         return

@@ -36,3 +36,25 @@ def test_failed_samples_during_saturation_are_counted_not_excused():
 
 def test_no_host_samples_no_figure():
     assert checkers.host_load([], [{"t": 1.0, "ok": False}], start=0.0) is None
+
+
+def result(errors: dict, failed_while_saturated: int, failed: int = 3):
+    return {"downtime": {"os:keystone-login": {"failures": 2, "errors": errors},
+                         "os:glance": {"failures": 1, "errors": {"Timeout": 1}},
+                         "http:nova": {"failures": 0, "errors": {}}},
+            "host": {"cpus": 2, "busy_max": 1.0, "saturated_s": 4, "failed_samples": failed,
+                     "failed_while_saturated": failed_while_saturated}}
+
+
+def test_timeouts_all_during_saturation_are_the_hosts():
+    why = checkers.only_saturation_timeouts(result({"Timeout": 2}, 3))
+    assert why == ("every failed client sample (os:keystone-login 2, os:glance 1) was a timeout while the host's "
+                   "2 cores were saturated (busy max 100%, 4 s at >= 95%)")
+
+
+def test_an_error_or_a_timeout_with_cpu_to_spare_is_the_clusters():
+    assert checkers.only_saturation_timeouts(result({"Timeout": 1, "HTTP503": 1}, 3)) is None
+    assert checkers.only_saturation_timeouts(result({"Timeout": 2}, 2)) is None
+    assert checkers.only_saturation_timeouts({**result({"Timeout": 2}, 3), "host": None}) is None
+    no_failures = {"downtime": {"http:nova": {"failures": 0, "errors": {}}}, "host": result({}, 0, 0)["host"]}
+    assert checkers.only_saturation_timeouts(no_failures) is None
