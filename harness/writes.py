@@ -163,6 +163,7 @@ class WriteVerdict:
     unknown_applied: int = 0
     unknown_not_applied: int = 0
     failed_but_applied: int = 0
+    client_abandoned: int = 0       # waiting for the client's next step, which never came (an unanswered two-step create)
     rows_expected: int | None = None    # None: no row writes in this history
     rows_observed: int | None = None
     problems: list = field(default_factory=list)
@@ -183,7 +184,8 @@ class WriteVerdict:
                 f"duplicate {self.duplicate}, unknown {self.unknown} (resolved: "
                 f"{self.unknown_applied} applied, {self.unknown_not_applied} not applied)")
         extras = [("resurrected", self.resurrected), ("still being deleted", self.deleting), ("error", self.error),
-                  ("failed but applied", self.failed_but_applied)]
+                  ("failed but applied", self.failed_but_applied),
+                  ("left waiting for an unanswered client", self.client_abandoned)]
         text += "".join(f", {name} {n}" for name, n in extras if n)
         if self.rows_mismatch:
             text += f", rows {self.rows_observed} != expected {self.rows_expected}"
@@ -268,6 +270,16 @@ def _judge_ops(v: WriteVerdict, obj: str, key, kops: list[Op], obs: list[Observa
     return should_exist
 
 
+def _awaits_the_client(obj: str, state: str, last: "Op") -> bool:
+    """An image is created in two client calls (the record, then its data): `queued` is Glance
+    waiting for the second, which only the client can make. When that create was never
+    acknowledged (the client got an error or no answer, e.g. the node died between the
+    calls), nothing on the server side is stuck (seen on os-ap-2node: the record made 0.4 s
+    before the active node's kill, the upload cut). An acknowledged create left queued is
+    still stuck."""
+    return obj == "image" and _state(state) == "queued" and last.op == "create" and last.outcome != "ok"
+
+
 def _judge_states(v: WriteVerdict, obj: str, key, kops: list[Op], obs: list[Observation],
                   target_s: float, now: float) -> None:
     """Per key: duplicates, objects in an error state, and work in progress past the target."""
@@ -281,7 +293,12 @@ def _judge_states(v: WriteVerdict, obj: str, key, kops: list[Op], obs: list[Obse
         v._problem("error", obj, key, errors[-1].id, errors[-1].state, "in an error state")
     busy = [o for o in obs if _state(o.state) in TRANSITIONAL]
     age = now - kops[-1].invoked_at             # since the last write on the key
-    if busy and age > target_s:
+    if busy and age > target_s and _awaits_the_client(obj, busy[-1].state, kops[-1]):
+        v.client_abandoned += 1
+        v._problem("client-abandoned", obj, key, busy[-1].id, busy[-1].state,
+                   f"{busy[-1].state}: Glance waits for the data the unanswered create never sent "
+                   f"({kops[-1].outcome}: {kops[-1].detail[:80]})")
+    elif busy and age > target_s:
         v.stuck += 1
         v._problem("stuck", obj, key, busy[-1].id, busy[-1].state,
                    f"still {busy[-1].state} {age:.0f}s after the last write (target {target_s:.0f}s)")

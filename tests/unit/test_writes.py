@@ -151,6 +151,19 @@ def test_old_build_is_stuck_young_is_not():
     assert writes.check(ops[1:], obs, target_s=60, now=100).passed
 
 
+def test_a_queued_image_of_an_unanswered_create_waits_for_the_client_not_the_server():
+    cut = op("img", "unknown", obj="image", at=0, detail="SDKException: Image creation failed: Connection aborted")
+    v = writes.check([cut], seen("queued", obj="image", key="img"), target_s=60, now=200)
+    assert v.passed and v.stuck == 0 and v.client_abandoned == 1 and types(v) == ["client-abandoned"]
+    assert "left waiting for an unanswered client 1" in v.line()
+    # acknowledged, yet still queued: Glance has the data and did not finish: stuck
+    v = writes.check([op("img", obj="image", at=0)], seen("queued", obj="image", key="img"), target_s=60, now=200)
+    assert not v.passed and v.stuck == 1
+    # a server of an unanswered create in BUILD is stuck as before (Nova's work, not the client's)
+    v = writes.check([op("s", "unknown", at=0)], seen("BUILD", key="s"), target_s=60, now=200)
+    assert not v.passed and v.stuck == 1
+
+
 def test_error_is_counted_not_transitional():
     v = writes.check([op("k", obj="volume")], seen("error_deleting", obj="volume", key="k"),
                      target_s=60, now=1000)
