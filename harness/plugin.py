@@ -402,9 +402,14 @@ def _after_scenario(sc, nemesis, cluster) -> list[str]:
         problems += [f"heal did not take: {p}" for p in nemesis.verify_healed()]
     with sc.phase("settle"):
         try:
-            # corosync links that stay down after the heal (knet's own view) are a split no
-            # wait repairs: the reset starts at once instead of a 60 s wait for a membership
-            # (the deliberate split scenario spent 60 s here, then the reset found the links)
+            # damage no wait repairs starts the reset at once instead of a 60 s wait for a
+            # membership: a node still powered off after every fault healed (fenced behind
+            # the harness's back: the deliberate split on a fenced ha-2node spent 60 s here),
+            # or corosync links that stay down (knet's own view)
+            if off := [n for n in cluster.node_names if cluster.backend.power_state(n) != "running"]:
+                problems += [f"{n}: {cluster.backend.power_state(n)} after the heal (nothing will start it)"
+                             for n in off]
+                return problems
             if down := cluster.links_down(grace_s=15):
                 problems += down
                 return problems
