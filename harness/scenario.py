@@ -130,8 +130,19 @@ class Scenario:
                 # all steady at once: one that answered earlier may have failed again while a
                 # later one was awaited (seen on os-ap-2node: keystone logins timed out again
                 # during the serial restarts after neutron's, and the analysis found them failing)
+                if not all(self._probes.last_are(p, True, steady, since) for p in probes):
+                    continue
+                # and still so once every attempt in flight has ended: a sample is recorded when
+                # it ends, under the time it started, so attempts hanging until their timeout
+                # land behind good ones already counted (ha-3node isolation: the isolated node
+                # answered until it was fenced, the takeover's timeouts came in 1 s later, after
+                # the wait had returned, and the analysis found the probe "never recovered")
+                time.sleep(min(self._longest_timeout(), max(0.0, deadline - time.monotonic())))
                 if all(self._probes.last_are(p, True, steady, since) for p in probes):
                     return True
+
+    def _longest_timeout(self) -> float:
+        return max((getattr(p, "timeout", 1.0) for p in self._probes.probes if p.kind == "sample"), default=1.0)
 
     # ------------------------------------------------------------ analysis
     def analyse(self, fault, node: str | None = None, target_s=None, end: float | None = None) -> dict:
