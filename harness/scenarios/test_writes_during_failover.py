@@ -137,9 +137,11 @@ def test_acknowledged_writes_survive_a_failover(request, scenario, cluster, clus
         # after the last write; 418 acknowledged, 0 lost): its build message died with the only
         # broker and the conductor, and Nova's instance_build_timeout is 0 (never) by default.
         # Not strict: it needs a create in flight (the runs before passed).
+        # The final re-run (262c24a) stranded a volume (creating) and a server (BUILD) alike.
         request.applymarker(pytest.mark.xfail(strict=False, reason=(
-            "one RabbitMQ on the active node: a server accepted just before that node dies stays in BUILD "
-            "(its build message dies with the broker; Nova's instance_build_timeout is off by default)")))
+            "one RabbitMQ on the active node: a server or volume accepted just before that node dies stays "
+            "in BUILD/creating (its message dies with the broker; Nova's instance_build_timeout is off "
+            "by default)")))
     if kind == "db-kill":
         # Measured on os-ap-2node (fresh clone f579324, 2026-12-01): a server create answered
         # 0.26 s before MariaDB was SIGKILLed stayed BUILD for good; nova-compute could not
