@@ -406,9 +406,10 @@ def _after_scenario(sc, nemesis, cluster) -> list[str]:
             # membership: a node still powered off after every fault healed (fenced behind
             # the harness's back: the deliberate split on a fenced ha-2node spent 60 s here),
             # or corosync links that stay down (knet's own view)
-            if off := [n for n in cluster.node_names if cluster.backend.power_state(n) != "running"]:
-                problems += [f"{n}: {cluster.backend.power_state(n)} after the heal (nothing will start it)"
-                             for n in off]
+            power = {n: cluster.backend.power_state(n) for n in cluster.node_names}
+            if off := [f"{n}: {state} after the heal (nothing will start it)"
+                       for n, state in power.items() if state != "running"]:
+                problems += off
                 return problems
             if down := cluster.links_down(grace_s=15):
                 problems += down

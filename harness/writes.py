@@ -270,11 +270,11 @@ def _judge_ops(v: WriteVerdict, obj: str, key, kops: list[Op], obs: list[Observa
     return should_exist
 
 
-def _awaits_the_client(obj: str, state: str, last: "Op") -> bool:
+def _awaits_the_client(obj: str, state: str, last: Op) -> bool:
     """An image is created in two client calls (the record, then its data): `queued` is Glance
     waiting for the second, which only the client can make. When that create was never
     acknowledged (the client got an error or no answer, e.g. the node died between the
-    calls), nothing on the server side is stuck (seen on os-ap-2node: the record made 0.4 s
+    calls), nothing on the server side is stuck (seen on os-ap-2node: the record made just
     before the active node's kill, the upload cut). An acknowledged create left queued is
     still stuck."""
     return obj == "image" and _state(state) == "queued" and last.op == "create" and last.outcome != "ok"

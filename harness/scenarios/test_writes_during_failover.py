@@ -74,8 +74,9 @@ def paced_baseline(scenario, writers, slowdowns: int = 2) -> None:
             scenario.baseline(seconds=2 * writers.interval)
             return
         except TimeoutError as e:
-            host = checkers.host_load(scenario.history.events("host"), [], since) or {}
-            window = len([h for h in scenario.history.events("host") if h["t"] >= since]) or 1
+            samples = [h for h in scenario.history.events("host") if h["t"] >= since]
+            host = checkers.host_load(samples, [], since) or {}
+            window = len(samples) or 1
             saturated = host.get("saturated_s", 0) / window >= SATURATED_SHARE
             if step == slowdowns or not saturated:
                 raise TimeoutError(f"{e} (host CPU busy mean {host.get('busy_mean', 0):.0%}, "
