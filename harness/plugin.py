@@ -403,16 +403,17 @@ def _after_scenario(sc, nemesis, cluster) -> list[str]:
     with sc.phase("settle"):
         try:
             # damage no wait repairs starts the reset at once instead of a 60 s wait for a
-            # membership: a node still powered off after every fault healed (fenced behind
-            # the harness's back: the deliberate split on a fenced ha-2node spent 60 s here),
-            # or corosync links that stay down (knet's own view)
+            # membership: corosync links that stay down (knet's own view), or a node powered
+            # off after every fault healed (fenced behind the harness's back). Links first:
+            # the deliberate split on a fenced ha-2node is fenced ~5 s after it is seen, i.e.
+            # during the links' grace, which then ignores the dead node (spent 60 s here)
+            if down := cluster.links_down(grace_s=15):
+                problems += down
+                return problems
             power = {n: cluster.backend.power_state(n) for n in cluster.node_names}
             if off := [f"{n}: {state} after the heal (nothing will start it)"
                        for n, state in power.items() if state != "running"]:
                 problems += off
-                return problems
-            if down := cluster.links_down(grace_s=15):
-                problems += down
                 return problems
             # membership first, with a shorter wait: the heal already booted the node and
             # started its stack (a rejoin takes ~20-30 s here), one that is not back within
