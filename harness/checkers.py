@@ -4,6 +4,7 @@ Nothing here talks to the cluster; every figure is recomputed from samples.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 DEFAULT_TARGET_S = 120.0
@@ -196,6 +197,53 @@ def only_saturation_timeouts(result: dict) -> str | None:
     who = ", ".join(f"{p} {d['failures']}" for p, d in failed.items())
     return (f"every failed client sample ({who}) was a timeout while the host's {host['cpus']} cores were "
             f"saturated (busy max {host['busy_max']:.0%}, {host['saturated_s']} s at >= 95%)")
+
+
+# "[node3] cinder-api start on node3: ok": a clusterlog milestone in an analysis's stages
+_START_OK = re.compile(r"^\[\S+\] (?P<rid>\S+) start on (?P<node>\S+): ok$")
+SERIAL_SLACK_S = 10.0     # an API that answers this soon after its start was not the slow part
+
+
+def api_resource(probe: str, primitives) -> str | None:
+    """The resource behind a client probe ("http:nova", "os:keystone-login"): the API's
+    own name or "<api>-api", whichever the topology defines."""
+    api = probe.split(":", 1)[-1].removesuffix("-login")
+    return next((r for r in (api, f"{api}-api") if r in primitives), None)
+
+
+def serial_start_explains(result: dict, primitives) -> str | None:
+    """When every probe over the target answered within SERIAL_SLACK_S of Pacemaker's start of
+    its resource on the new node, after other resources had been started there one by one: the
+    evidence as one line, else None. The time then went to the layout's ordering (an ordered
+    group starts its members one after another; a clean hand-over first stops them the same
+    way), not to the API; on a small host each start is slow. A probe that never recovered,
+    an API slow after its start, or a missing cluster record: None (the scenario fails)."""
+    v, start = result["verdict"], result["fault_start"]
+    over = {p: d for p, d in result["downtime"].items()
+            if d["downtime_s"] is not None and d["downtime_s"] > v["target_s"]}
+    if v["passed"] or not over or len(over) != len(v["reasons"]):
+        return None
+    starts = [(s["t"], m["rid"], m["node"]) for s in result.get("stages", [])
+              if s["t"] >= start and (m := _START_OK.match(s["stage"]))]
+    why = []
+    for probe, d in over.items():
+        rid = api_resource(probe, primitives)
+        own = [(t, node) for t, r, node in starts if r == rid and t <= d["recovered_at"] + SERIAL_SLACK_S]
+        if not own:
+            return None
+        t, node = own[-1]
+        if abs(d["recovered_at"] - t) > SERIAL_SLACK_S:
+            return None
+        before = [r for tt, r, n in starts if n == node and tt < t and r != rid]
+        if not before:
+            return None
+        why.append(f"{probe} answered {d['recovered_at'] - t:+.1f} s from {rid}'s start on {node} at "
+                   f"+{t - start:.0f} s, after {len(before)} other starts there ({before[0]} first, "
+                   f"{before[-1]} last)")
+    host = result.get("host")
+    load = (f"; host {host['cpus']} cores, busy mean {host['busy_mean']:.0%}, {host['saturated_s']} s saturated"
+            if host else "")
+    return "; ".join(why) + load
 
 
 def unexpected_fencing(events: list[tuple[float, str]], lost: set[str], nodes: list[str]) -> list[str]:

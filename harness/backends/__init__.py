@@ -92,8 +92,8 @@ class Backend(abc.ABC):
         """Boot a stopped/killed node (its cluster stack stays down until started)."""
 
     @abc.abstractmethod
-    def shutdown(self, node: str, timeout: float = 60) -> None:
-        """Graceful shutdown."""
+    def shutdown(self, node: str, timeout: float = 300) -> bool:
+        """Graceful shutdown; False when the node was still up at `timeout` and was killed."""
 
     @abc.abstractmethod
     def pause(self, node: str) -> None: ...

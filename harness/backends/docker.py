@@ -198,8 +198,11 @@ class DockerBackend(Backend):
     def start(self, node: str) -> None:
         self._container(node).start()
 
-    def shutdown(self, node: str, timeout: float = 60) -> None:
-        self._container(node).stop(timeout=int(timeout))
+    def shutdown(self, node: str, timeout: float = 300) -> bool:
+        c = self._container(node)
+        c.stop(timeout=int(timeout))
+        c.reload()
+        return c.attrs["State"]["ExitCode"] != 137       # 128 + SIGKILL: docker's kill at the timeout
 
     PAUSE_ATTEMPTS = 5
 

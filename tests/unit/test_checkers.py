@@ -90,3 +90,48 @@ def test_unexpected_fencing():
     assert unexpected_fencing(kill2, {"node2"}, nodes3) == []
     assert unexpected_fencing([(2.0, "fence device: kill node12 done")], set(), ["node1", "node12"]) == [
         "unexpected fencing: fence device: kill node12 done"]
+
+
+def _over_target(recovered_at=139.7, stages=None, reasons=None):
+    """An analysis where cinder's API was down past the target (figures from os-ap-3node)."""
+    starts = stages if stages is not None else [
+        {"t": 24.0, "stage": "[node3] vip start on node3: ok"},
+        {"t": 27.0, "stage": "[node3] mysql start on node3: ok"},
+        {"t": 139.6, "stage": "[node3] cinder-api start on node3: ok"}]
+    down = {"http:cinder": {"downtime_s": 136.0, "recovered_at": recovered_at},
+            "http:keystone": {"downtime_s": 39.0, "recovered_at": 48.7}}
+    return {"fault_start": 3.4, "downtime": down, "stages": starts,
+            "verdict": {"passed": False, "target_s": 120.0,
+                        "reasons": reasons or ["http:cinder: down 136.0s > target 120s"]},
+            "host": {"cpus": 2, "busy_mean": 0.9, "saturated_s": 84}}
+
+
+PRIMS = {"vip", "mysql", "keystone", "cinder-api"}
+
+
+def test_an_api_that_answers_at_its_late_start_is_the_ordering():
+    why = checkers.serial_start_explains(_over_target(), PRIMS)
+    assert why.startswith("http:cinder answered +0.1 s from cinder-api's start on node3 at +136 s, "
+                          "after 2 other starts there (vip first, mysql last)")
+    assert "84 s saturated" in why
+
+
+def test_an_api_slow_after_its_start_is_not_excused():
+    assert checkers.serial_start_explains(_over_target(recovered_at=160.0), PRIMS) is None
+
+
+def test_no_cluster_record_or_no_earlier_start_is_not_excused():
+    assert checkers.serial_start_explains(_over_target(stages=[]), PRIMS) is None
+    alone = [{"t": 139.6, "stage": "[node3] cinder-api start on node3: ok"}]
+    assert checkers.serial_start_explains(_over_target(stages=alone), PRIMS) is None
+
+
+def test_another_reason_is_not_excused():
+    reasons = ["http:cinder: down 136.0s > target 120s", "http:nova: never recovered (9 failed samples up to the end)"]
+    assert checkers.serial_start_explains(_over_target(reasons=reasons), PRIMS) is None
+
+
+def test_the_api_resource_behind_a_probe():
+    assert checkers.api_resource("os:keystone-login", PRIMS) == "keystone"
+    assert checkers.api_resource("http:cinder", PRIMS) == "cinder-api"
+    assert checkers.api_resource("http:web", PRIMS) is None

@@ -3,7 +3,7 @@ nemesis heals it before any other fault (healing a lost node waits for its fenci
 from types import SimpleNamespace
 
 from harness.backends.fencegate import FenceGate
-from harness.faults import FenceDeviceFailure, Nemesis, NodeKill
+from harness.faults import FenceDeviceFailure, Nemesis, NodeKill, NodeShutdown
 
 
 def test_gate_out_of_service_refuses_everything(tmp_path):
@@ -44,3 +44,28 @@ def test_broken_device_is_healed_before_the_lost_node():
     NodeKill(nemesis, "node1").apply()
     nemesis.heal_all()
     assert order == ["device broken=True", "kill node1", "device broken=False", "restore node1"]
+
+
+def test_a_shutdown_killed_at_its_timeout_is_recorded():
+    events = []
+
+    class Recording(History):
+        def record(self, kind, **kw):
+            events.append(kw)
+            return super().record(kind, **kw)
+
+    class Backend:
+        def __init__(self, clean):
+            self.clean = clean
+
+        def shutdown(self, node, timeout):
+            assert timeout == NodeShutdown.TIMEOUT_S
+            return self.clean
+
+    for clean in (True, False):
+        events.clear()
+        cluster = SimpleNamespace(backend=Backend(clean), expected_down=set(), node_names=["node1", "node2"])
+        NodeShutdown(Nemesis(cluster, provisioner=None, history=Recording()), "node1").apply()
+        applied = next(e for e in events if e["phase"] == "applied")
+        assert applied.get("forced_after_s") == (None if clean else NodeShutdown.TIMEOUT_S)
+        assert cluster.expected_down == {"node1"}
