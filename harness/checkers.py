@@ -180,6 +180,17 @@ def host_load(host_events: list[dict], failed: list[dict], start: float, end: fl
             "failed_samples": len(failed), "failed_while_saturated": len(saturated)}
 
 
+def saturated_throughout(host_events: list[dict], share: float) -> str | None:
+    """When at least `share` of the host samples were saturated (busy >= SATURATED): the
+    evidence as one line; else None (also without host samples)."""
+    busy = [e["busy"] for e in host_events if e.get("busy") is not None]
+    hot = sum(1 for b in busy if b >= SATURATED)
+    if not busy or hot < share * len(busy):
+        return None
+    return (f"the host's {host_events[-1].get('cpus')} cores were saturated {hot} of {len(busy)} s "
+            f"(busy mean {sum(busy) / len(busy):.0%})")
+
+
 TIMEOUTS = ("Timeout", "TimeoutError", "ReadTimeout", "ReadTimeoutError", "ConnectTimeout", "timeout")
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness import evacuation
+from harness import checkers, evacuation
 from harness.cluster import NotSettled, poll
 from harness.evacwatch import EvacuationWatcher
 from harness.openstack.instances import wait_computes_up
@@ -17,6 +17,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.openstack]
 
 WATCH_INTERVAL_S = 2.0
 REJOIN_S = 600          # a lost node's return until every resource runs on it again
+SATURATED_SHARE = 0.9   # of a scenario's host samples at >= 95 % busy: no CPU to spare
 
 
 def expected_miss(request, ih, target_s: float) -> None:
@@ -38,7 +39,9 @@ def watch_budget(ih, target_s: float) -> float:
     return ih.monitoring_interval + ih.wait_period_after_service_update + ih.service_down_time + target_s
 
 
-def run_node_loss(scenario, cluster, cp, instances, victim, fault_fn) -> evacuation.EvacuationVerdict:
+def run_node_loss(scenario, cluster, cp, instances, victim, fault_fn) -> tuple[evacuation.EvacuationVerdict, str]:
+    """The fault, the evacuation watched, the node's return; (verdict, what of the return
+    failed, or "")."""
     ih = cp.spec.instance_ha
     names = {i: v["name"] for i, v in instances.items()}
     on_victim = [i for i, v in instances.items() if v["host"] == victim]
@@ -61,16 +64,22 @@ def run_node_loss(scenario, cluster, cp, instances, victim, fault_fn) -> evacuat
             pass                                   # the verdict below names what is stuck
         fault.heal()
         # the node's return: its clones start one after another, nova-compute among the last
-        # (os-ih-3node on 2 cores: 5m41s from its rejoin to the last start)
-        cluster.wait_settled(timeout=REJOIN_S)
-        conn = cp.connect()
+        # (os-ih-3node on 2 cores: 5m41s from its rejoin to the last start). One that does not
+        # settle still gets the evacuation analysed (duplicates not judged: no settled_at)
+        settled_at, unreturned = None, ""
         try:
-            wait_computes_up(conn, [victim], timeout=max(120.0, 6 * ih.report_interval), enabled=False)
-        finally:
-            conn.close()
-        # a few of its reports more: time to have destroyed its copies (migration -> completed)
-        time.sleep(3 * ih.report_interval + 2 * WATCH_INTERVAL_S)
-        settled_at = scenario.history.now() - 2 * WATCH_INTERVAL_S
+            cluster.wait_settled(timeout=REJOIN_S)
+        except NotSettled as e:
+            unreturned = f"{victim}'s return: {e}"
+        if not unreturned:
+            conn = cp.connect()
+            try:
+                wait_computes_up(conn, [victim], timeout=max(120.0, 6 * ih.report_interval), enabled=False)
+            finally:
+                conn.close()
+            # a few of its reports more: time to have destroyed its copies (migration -> completed)
+            time.sleep(3 * ih.report_interval + 2 * WATCH_INTERVAL_S)
+            settled_at = scenario.history.now() - 2 * WATCH_INTERVAL_S
     result = scenario.analyse(fault, node=victim)
     verdict = evacuation.check(scenario.history, victim, fault.started_at, scenario.target_s,
                                settled_at=settled_at)
@@ -79,7 +88,9 @@ def run_node_loss(scenario, cluster, cp, instances, victim, fault_fn) -> evacuat
     print(f"evacuation (watch interval {WATCH_INTERVAL_S} s): {verdict.line()}")
     for name, stages in evacuation.bars(verdict):
         print(f"    {name}: " + ", ".join(f"{stage} +{t:.1f}s" for stage, t in stages))
-    return verdict
+    if unreturned:
+        print(unreturned)
+    return verdict, unreturned
 
 
 NODE_FAULTS = {
@@ -113,8 +124,17 @@ def test_lost_compute_node_instances_are_evacuated(request, scenario, cluster, c
                                                          "still running the instances evacuated from it")
         # failed monitors on the survivors while the node is away are this fault's doing
         scenario.expected_failures.update(p.id for p in cluster.topology.resources.primitives)
-    verdict = run_node_loss(scenario, cluster, cp, instances, victim,
-                            lambda node: NODE_FAULTS[fault_kind](scenario.nemesis, node))
+    verdict, unreturned = run_node_loss(scenario, cluster, cp, instances, victim,
+                                        lambda node: NODE_FAULTS[fault_kind](scenario.nemesis, node))
+    if not verdict.passed or unreturned:
+        # Seen on os-ih-3node-tuned (ha-3node main job, 2 cores): the VIP holder killed, its
+        # instances ACTIVE elsewhere after 185-211 s, its return unsettled after 600 s (each API
+        # start 47-168 s); the host was saturated 1274 of 1312 s. Judged only on a host that had
+        # CPU to spare: below SATURATED_SHARE the scenario fails.
+        if why := checkers.saturated_throughout(scenario.history.events("host"), SATURATED_SHARE):
+            pytest.xfail(f"the host, not the cluster: {why}: " + "; ".join(
+                [*([] if verdict.passed else [verdict.line()]), *([unreturned] if unreturned else [])]))
+    assert not unreturned, unreturned
     assert verdict.passed, "; ".join(verdict.problems()) or verdict.line()
 
 

@@ -58,3 +58,12 @@ def test_an_error_or_a_timeout_with_cpu_to_spare_is_the_clusters():
     assert checkers.only_saturation_timeouts({**result({"Timeout": 2}, 3), "host": None}) is None
     no_failures = {"downtime": {"http:nova": {"failures": 0, "errors": {}}}, "host": result({}, 0, 0)["host"]}
     assert checkers.only_saturation_timeouts(no_failures) is None
+
+
+def test_a_host_saturated_throughout_is_named_one_with_cpu_to_spare_is_not():
+    def host(busy):
+        return [{"t": i, "busy": b, "cpus": 2} for i, b in enumerate(busy)]
+    assert checkers.saturated_throughout(host([1.0] * 19 + [0.5]), 0.9) == \
+        "the host's 2 cores were saturated 19 of 20 s (busy mean 98%)"
+    assert checkers.saturated_throughout(host([1.0] * 17 + [0.5] * 3), 0.9) is None
+    assert checkers.saturated_throughout([], 0.9) is None
