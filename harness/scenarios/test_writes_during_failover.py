@@ -77,7 +77,7 @@ def paced_baseline(scenario, writers, slowdowns: int = 2) -> None:
             samples = [h for h in scenario.history.events("host") if h["t"] >= since]
             host = checkers.host_load(samples, [], since) or {}
             window = len(samples) or 1
-            saturated = host.get("saturated_s", 0) / window >= SATURATED_SHARE
+            saturated = checkers.saturated_throughout(samples, SATURATED_SHARE) is not None
             if step == slowdowns or not saturated:
                 raise TimeoutError(f"{e} (host CPU busy mean {host.get('busy_mean', 0):.0%}, "
                                    f"saturated {host.get('saturated_s', 0)} of {window} s; writers every "
