@@ -12,6 +12,7 @@ import itertools
 import shlex
 import signal
 import threading
+import time
 
 from . import healcheck
 from .topology import QNETD
@@ -617,6 +618,22 @@ class Nemesis:
             self.history.record("note", text=f"{node} was fenced off: booted again with its cluster stack")
             self.restore_node(node)
         return fenced
+
+    def wait_settled(self, timeout: float, chunk_s: float = 30):
+        """The cluster settled with every node after the heals, booting again a node the
+        cluster fenced off after its own heal had booted it: its fencing had waited for a
+        quorum that came back only later (ha-3node schedule: node3 frozen and fenced, then
+        node1 killed: node2 alone had no quorum, node1's heal booted it, node3 rejoined and
+        node1 was fenced off 7 s after its heal, and never came back)."""
+        from .cluster import NotSettled
+        deadline = time.monotonic() + timeout
+        while True:
+            self.restore_fenced()
+            try:
+                return self.cluster.wait_settled(timeout=max(1.0, min(chunk_s, deadline - time.monotonic())))
+            except NotSettled:
+                if time.monotonic() >= deadline:
+                    raise
 
     def verify_healed(self) -> list[str]:
         """Check every node for leftovers of the faults; the check goes into the history."""

@@ -69,3 +69,52 @@ def test_a_shutdown_killed_at_its_timeout_is_recorded():
         applied = next(e for e in events if e["phase"] == "applied")
         assert applied.get("forced_after_s") == (None if clean else NodeShutdown.TIMEOUT_S)
         assert cluster.expected_down == {"node1"}
+
+
+def test_settle_boots_a_node_fenced_after_its_heal():
+    """The heal booted node1; the cluster, quorate again only later, then fenced it off. The
+    wait for a settled cluster boots it once more (as an operator would) instead of waiting
+    for a node that nothing will start."""
+    from harness.cluster import NotSettled
+    power = {"node1": "running", "node2": "running", "node3": "running"}
+    booted = []
+
+    class Cluster:
+        backend = SimpleNamespace(power_state=lambda n: power[n])
+        topology = SimpleNamespace(fencing=SimpleNamespace())
+        node_names = sorted(power)
+        calls = 0
+
+        def wait_settled(self, timeout):
+            Cluster.calls += 1
+            if Cluster.calls == 1:
+                power["node1"] = "stopped"          # fenced off while the first wait ran
+                raise NotSettled("online=['node2', 'node3']")
+            if power["node1"] != "running":
+                raise NotSettled("online=['node2', 'node3']")
+            return "settled"
+
+    nemesis = Nemesis(Cluster(), provisioner=None, history=History())
+
+    def restore(node):
+        booted.append(node)
+        power[node] = "running"
+    nemesis.restore_node = restore
+    assert nemesis.wait_settled(timeout=5, chunk_s=0.01) == "settled"
+    assert booted == ["node1"]
+
+
+def test_settle_still_fails_when_the_cluster_does_not_settle():
+    from harness.cluster import NotSettled
+    import pytest
+
+    class Cluster:
+        backend = SimpleNamespace(power_state=lambda n: "running")
+        topology = SimpleNamespace(fencing=SimpleNamespace())
+        node_names = ["node1", "node2"]
+
+        def wait_settled(self, timeout):
+            raise NotSettled("transition pending")
+
+    with pytest.raises(NotSettled):
+        Nemesis(Cluster(), provisioner=None, history=History()).wait_settled(timeout=0.05, chunk_s=0.01)
