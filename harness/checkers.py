@@ -222,13 +222,18 @@ def api_resource(probe: str, primitives) -> str | None:
     return next((r for r in (api, f"{api}-api") if r in primitives), None)
 
 
-def serial_start_explains(result: dict, primitives) -> str | None:
+def serial_start_explains(result: dict, primitives, samples: dict | None = None,
+                          host_events: list | None = None) -> str | None:
     """When every probe over the target answered within SERIAL_SLACK_S of Pacemaker's start of
     its resource on the new node, after other resources had been started there one by one: the
     evidence as one line, else None. The time then went to the layout's ordering (an ordered
     group starts its members one after another; a clean hand-over first stops them the same
-    way), not to the API; on a small host each start is slow. A probe that never recovered,
-    an API slow after its start, or a missing cluster record: None (the scenario fails)."""
+    way), not to the API; on a small host each start is slow. A probe that answered at its
+    start and failed again later is explained only when `samples` (its own, from the history)
+    show each later failure to be a timeout in a second the host was saturated (`host_events`):
+    seen on os-ap-3node's clean shutdown, two password logins timed out 90 s after keystone
+    was back, while the group's last members started on a 100 % busy host. A probe that never
+    recovered, an API slow after its start, or a missing cluster record: None (it fails)."""
     v, start = result["verdict"], result["fault_start"]
     over = {p: d for p, d in result["downtime"].items()
             if d["downtime_s"] is not None and d["downtime_s"] > v["target_s"]}
@@ -243,18 +248,43 @@ def serial_start_explains(result: dict, primitives) -> str | None:
         if not own:
             return None
         t, node = own[-1]
-        if abs(d["recovered_at"] - t) > SERIAL_SLACK_S:
-            return None
         before = [r for tt, r, n in starts if n == node and tt < t and r != rid]
         if not before:
             return None
-        why.append(f"{probe} answered {d['recovered_at'] - t:+.1f} s from {rid}'s start on {node} at "
+        back = d["recovered_at"]
+        later = ""
+        if abs(back - t) > SERIAL_SLACK_S:
+            found = _back_at_start_then_saturated(samples.get(probe, []) if samples else [],
+                                                  host_events or [], t, d["recovered_at"])
+            if found is None:
+                return None
+            back, later = found
+        why.append(f"{probe} answered {back - t:+.1f} s from {rid}'s start on {node} at "
                    f"+{t - start:.0f} s, after {len(before)} other starts there ({before[0]} first, "
-                   f"{before[-1]} last)")
+                   f"{before[-1]} last){later}")
     host = result.get("host")
     load = (f"; host {host['cpus']} cores, busy mean {host['busy_mean']:.0%}, {host['saturated_s']} s saturated"
             if host else "")
     return "; ".join(why) + load
+
+
+def _back_at_start_then_saturated(samples: list[dict], host_events: list[dict], started: float,
+                                  recovered_at: float) -> tuple[float, str] | None:
+    """(first good answer, evidence) when the probe answered within SERIAL_SLACK_S of its
+    resource's start and every failure after that, up to its recovery, was a timeout in a
+    saturated host second; else None."""
+    window = [s for s in samples if started <= s["t"] < recovered_at]
+    first_good = next((s["t"] for s in window if s.get("ok")), None)
+    if first_good is None or first_good - started > SERIAL_SLACK_S:
+        return None
+    late = [s for s in window if s["t"] > first_good and not s.get("ok")]
+    hot = [e["t"] for e in host_events if e.get("busy") is not None and e["busy"] >= SATURATED]
+    for s in late:
+        end = s["t"] + (s.get("duration") or 0.0) + 1.0
+        if s.get("error") not in TIMEOUTS or not any(s["t"] <= h <= end for h in hot):
+            return None
+    return first_good, (f", then {len(late)} timeout(s) at +{late[0]['t'] - started:.0f}..+"
+                        f"{late[-1]['t'] - started:.0f} s from that start, each while the host was saturated")
 
 
 def unexpected_fencing(events: list[tuple[float, str]], lost: set[str], nodes: list[str]) -> list[str]:

@@ -135,3 +135,48 @@ def test_the_api_resource_behind_a_probe():
     assert checkers.api_resource("os:keystone-login", PRIMS) == "keystone"
     assert checkers.api_resource("http:cinder", PRIMS) == "cinder-api"
     assert checkers.api_resource("http:web", PRIMS) is None
+
+
+def _login_samples(late_error="Timeout"):
+    """os:keystone-login on os-ap-3node's clean shutdown: down until keystone's start at +50.5,
+    good from +52.6, two timeouts at +142.6/+143.6 while the last members started."""
+    out = [{"t": t, "ok": False, "error": "Timeout", "duration": 2.0} for t in (45.6, 47.6, 49.6, 51.6)]
+    out += [{"t": t + 0.6, "ok": True, "duration": 0.3} for t in range(52, 142)]
+    out += [{"t": t, "ok": False, "error": late_error, "duration": 2.0} for t in (142.6, 143.6)]
+    return out + [{"t": 144.6, "ok": True, "duration": 0.4}]
+
+
+def _shutdown_over_target():
+    r = _over_target(recovered_at=141.5, stages=[
+        {"t": 20.4, "stage": "[node3] vip start on node3: ok"},
+        {"t": 23.0, "stage": "[node3] mysql start on node3: ok"},
+        {"t": 50.5, "stage": "[node3] keystone start on node3: ok"},
+        {"t": 141.4, "stage": "[node3] cinder-api start on node3: ok"}],
+        reasons=["http:cinder: down 138.0s > target 120s", "os:keystone-login: down 137.0s > target 120s"])
+    r["downtime"]["os:keystone-login"] = {"downtime_s": 137.0, "recovered_at": 144.6}
+    return r
+
+
+HOT = [{"t": float(t), "busy": 1.0 if 138 <= t <= 146 else 0.6} for t in range(0, 150)]
+
+
+def test_an_api_back_at_its_start_then_timing_out_on_a_saturated_host_is_the_ordering():
+    r = _shutdown_over_target()
+    assert checkers.serial_start_explains(r, PRIMS) is None          # no samples: not excused
+    why = checkers.serial_start_explains(r, PRIMS, {"os:keystone-login": _login_samples()}, HOT)
+    assert "os:keystone-login answered +2.1 s from keystone's start on node3 at +47 s" in why
+    assert "then 2 timeout(s) at +92..+93 s from that start, each while the host was saturated" in why
+
+
+def test_a_late_error_or_a_timeout_with_cpu_to_spare_is_not_excused():
+    r = _shutdown_over_target()
+    samples = {"os:keystone-login": _login_samples(late_error="HTTP 500")}
+    assert checkers.serial_start_explains(r, PRIMS, samples, HOT) is None
+    cool = [{"t": e["t"], "busy": 0.6} for e in HOT]
+    assert checkers.serial_start_explains(r, PRIMS, {"os:keystone-login": _login_samples()}, cool) is None
+
+
+def test_an_api_not_back_soon_after_its_start_is_not_excused_by_saturation():
+    r = _shutdown_over_target()
+    slow = [s for s in _login_samples() if not (s["ok"] and s["t"] < 70)]    # first good answer at +70
+    assert checkers.serial_start_explains(r, PRIMS, {"os:keystone-login": slow}, HOT) is None
