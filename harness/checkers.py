@@ -191,6 +191,21 @@ def saturated_throughout(host_events: list[dict], share: float) -> str | None:
             f"(busy mean {sum(busy) / len(busy):.0%})")
 
 
+CAPACITY_SHARE = 0.9      # of a scenario's host samples saturated: the host could not judge it
+
+
+def below_capacity(host_events: list[dict], min_cpus: int, topology: str) -> str | None:
+    """When the host has fewer cores than the topology needs (`host.min_cpus`) and was
+    saturated for >= CAPACITY_SHARE of the scenario: the evidence as one line, else None.
+    Measured on 2 cores: os-aa-3node's node rejoin ran 361 of 372 s saturated (load 16); its
+    clients timed out throughout whatever the cluster did."""
+    cpus = next((e.get("cpus") for e in reversed(host_events) if e.get("cpus")), None)
+    if not min_cpus or cpus is None or cpus >= min_cpus:
+        return None
+    hot = saturated_throughout(host_events, CAPACITY_SHARE)
+    return hot and f"{topology} needs {min_cpus} cores, this host has {cpus}: {hot}"
+
+
 TIMEOUTS = ("Timeout", "TimeoutError", "ReadTimeout", "ReadTimeoutError", "ConnectTimeout", "timeout")
 
 

@@ -235,8 +235,9 @@ class Cluster:
         self.backend.exec(self.any_online_node(), "crm_resource --cleanup", timeout=60)
 
     # ------------------------------------------------------------ audit
-    def audit(self, explain=()) -> AuditReport:
-        """CTS-style audit. `explain` lists resource ids whose failed actions a scenario caused."""
+    def audit(self, explain=(), explain_if=None) -> AuditReport:
+        """CTS-style audit. `explain` lists resource ids whose failed actions a scenario caused;
+        `explain_if(failure)` explains others (the host's, when it is below capacity)."""
         report = AuditReport()
         s = self.state()
         missing = set(self.expected_online()) - set(s.online)
@@ -246,7 +247,7 @@ class Cluster:
         if unclean:
             report.problems.append(f"nodes unclean: {unclean}")
         for f in s.failures:
-            if f.resource in explain:
+            if f.resource in explain or (explain_if is not None and explain_if(f)):
                 report.explained_failures.append(f)
             else:
                 report.problems.append(f"unexplained failed action: {f.resource} {f.op} on {f.node} "

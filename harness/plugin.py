@@ -424,7 +424,11 @@ def _after_scenario(sc, nemesis, cluster) -> list[str]:
             problems.append(str(e))
     with sc.phase("audit"):
         try:
-            audit = cluster.audit(explain=sc.expected_failures)
+            # below its cores an API's monitor may time out on a saturated host (seen: neutron's
+            # and nova-api's on os-aa-3node, 2 cores, load 16): the host's failure, listed as such
+            slow = host_below_capacity(sc)
+            audit = cluster.audit(explain=sc.expected_failures, explain_if=slow and (
+                lambda f: f.op == "monitor" and "does not answer" in (f.exitreason or "")))
         except ClusterError as e:
             problems.append(f"audit impossible: {e}")
             return problems
@@ -436,9 +440,10 @@ def _after_scenario(sc, nemesis, cluster) -> list[str]:
             problems += _qdevice_problems(cluster)
         for f in audit.explained_failures:
             # the fault's own consequences: reported, then forgotten before the next scenario
+            cause = "of the fault" if f.resource in sc.expected_failures else f"of the host ({slow})"
             sc.history.record("consequence", resource=f.resource, op=f.op, node=f.node, rc=f.exitcode,
-                              reason=f.exitreason)
-            print(f"consequence of the fault: {f.resource} {f.op} on {f.node} failed "
+                              reason=f.exitreason, cause=cause)
+            print(f"consequence {cause}: {f.resource} {f.op} on {f.node} failed "
                   f"(rc={f.exitcode} {f.exitreason})".rstrip())
         if audit.explained_failures and not problems:
             cluster.cleanup()
@@ -650,12 +655,33 @@ def _unmask_failure_before_any_fault(item, call, report) -> None:
                                                             f"took effect, so not for its expected reason ({reason})"))
 
 
+def host_below_capacity(sc) -> str | None:
+    """The evidence that this host could not judge the scenario (fewer cores than its topology
+    needs, saturated throughout), or None."""
+    topo = sc.cluster.topology
+    return checkers.below_capacity(sc.history.events("host"), topo.min_cpus, topo.name)
+
+
+def _excuse_a_host_below_capacity(item, call, report) -> None:
+    """A scenario that failed after its fault took effect, on a host with fewer cores than its
+    topology needs and saturated throughout, is the expected failure "the host, not the
+    cluster", with the figures; with the cores it needs (or CPU to spare) it fails."""
+    sc = item.funcargs.get("scenario") if hasattr(item, "funcargs") else None
+    if (call.when != "call" or not report.failed or hasattr(report, "wasxfail") or sc is None
+            or not sc.history.events("fault", phase="applied")):
+        return
+    if why := host_below_capacity(sc):
+        report.outcome = "skipped"
+        report.wasxfail = f"the host, not the cluster: {why}"
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)     # outermost: sees the xfail plugin's verdict
 def pytest_runtest_makereport(item, call):
     report = yield
     config = item.config
     st = state(config)
     _unmask_failure_before_any_fault(item, call, report)
+    _excuse_a_host_below_capacity(item, call, report)
     if call.when == "call":
         item.stash[CALL_REPORT] = report
     elif call.when == "setup":

@@ -180,3 +180,17 @@ def test_an_api_not_back_soon_after_its_start_is_not_excused_by_saturation():
     r = _shutdown_over_target()
     slow = [s for s in _login_samples() if not (s["ok"] and s["t"] < 70)]    # first good answer at +70
     assert checkers.serial_start_explains(r, PRIMS, {"os:keystone-login": slow}, HOT) is None
+
+
+def _host(busy: float, n: int = 100, cpus: int = 2):
+    return [{"t": float(i), "busy": busy, "cpus": cpus} for i in range(n)]
+
+
+def test_below_capacity_needs_fewer_cores_and_saturation_throughout():
+    why = checkers.below_capacity(_host(0.99), 4, "os-aa-3node")
+    assert why.startswith("os-aa-3node needs 4 cores, this host has 2: the host's 2 cores were saturated 100 of 100 s")
+    assert checkers.below_capacity(_host(0.99, cpus=4), 4, "os-aa-3node") is None     # enough cores
+    assert checkers.below_capacity(_host(0.99), 0, "os-ap-3node") is None              # no need declared
+    half = _host(0.99, 50) + [{"t": 50.0 + i, "busy": 0.5, "cpus": 2} for i in range(50)]
+    assert checkers.below_capacity(half, 4, "os-aa-3node") is None                      # CPU to spare
+    assert checkers.below_capacity([], 4, "os-aa-3node") is None                        # no evidence

@@ -349,3 +349,12 @@ def test_the_resolved_print_of_a_variant_is_the_same_topology(name, tmp_path, ca
     printed = topology.load(tmp_path / "r.yaml")
     assert dataclasses.replace(printed, source="", agents=()) == \
         dataclasses.replace(topology.load_named(name), source="", agents=())
+
+
+def test_host_min_cpus():
+    assert parse(lambda d: d.update(host={"min_cpus": 4})).min_cpus == 4
+    assert parse(lambda d: None).min_cpus == 0
+    assert "host.min_cpus: 'four' is not a whole number of cores" in error_of(
+        lambda d: d.update(host={"min_cpus": "four"}))
+    assert "host.cores: unknown key" in error_of(lambda d: d.update(host={"cores": 4}))
+    assert topology.load_named("os-ih-3node-tuned").min_cpus == 4      # inherited from os-ih-3node
