@@ -31,11 +31,14 @@ def test_a_failure_on_a_saturated_host_below_capacity_is_the_hosts():
     assert r.wasxfail.startswith("the host, not the cluster: os-aa-3node needs 4 cores, this host has 2")
 
 
+def test_a_baseline_that_never_settled_on_such_a_host_is_the_hosts_too():
+    assert _run(_scenario(0.99, fault_applied=False)).outcome == "skipped"
+
+
 def test_everything_else_keeps_its_outcome():
     assert _run(_scenario(0.99, cpus=4)).outcome == "failed"               # the cores it needs
     assert _run(_scenario(0.6)).outcome == "failed"                        # CPU to spare
     assert _run(_scenario(0.99, min_cpus=0)).outcome == "failed"           # no need declared
-    assert _run(_scenario(0.99, fault_applied=False)).outcome == "failed"  # failed before any fault
     assert _run(_scenario(0.99), when="teardown").outcome == "failed"      # audits are not excused here
     assert _run(_scenario(0.99), failed=False).outcome == "passed"
     assert _run(_scenario(0.99), xfail="its own reason").wasxfail == "its own reason"
