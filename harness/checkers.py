@@ -162,6 +162,13 @@ def verdict(downtimes: list[Downtime], target_s: float | dict = DEFAULT_TARGET_S
 SATURATED = 0.95          # host CPU busy share from which a client timeout may be the host's
 
 
+def ran_saturated(sample: dict, host_events: list[dict]) -> bool:
+    """A host sample of busy >= SATURATED taken during the attempt or within a second after it."""
+    end = sample["t"] + (sample.get("duration") or 0.0) + 1.0
+    return any(e.get("busy") is not None and e["busy"] >= SATURATED and sample["t"] <= e["t"] <= end
+               for e in host_events)
+
+
 def host_load(host_events: list[dict], failed: list[dict], start: float, end: float | None = None) -> dict | None:
     """The host's CPU over [start, end] and how many failed client samples ran while it was
     saturated (a host sample of busy >= SATURATED taken during the attempt or within a
@@ -171,9 +178,7 @@ def host_load(host_events: list[dict], failed: list[dict], start: float, end: fl
     if not window:
         return None
     busy = [e["busy"] for e in window]
-    saturated = [s for s in failed
-                 if any(e["busy"] >= SATURATED for e in window
-                        if s["t"] <= e["t"] <= s["t"] + (s.get("duration") or 0.0) + 1.0)]
+    saturated = [s for s in failed if ran_saturated(s, window)]
     return {"busy_max": max(busy), "busy_mean": round(sum(busy) / len(busy), 3),
             "load1_max": max(e.get("load1") or 0.0 for e in window), "cpus": window[-1].get("cpus"),
             "saturated_s": sum(1 for b in busy if b >= SATURATED),
@@ -293,11 +298,8 @@ def _back_at_start_then_saturated(samples: list[dict], host_events: list[dict], 
     if first_good is None or first_good - started > SERIAL_SLACK_S:
         return None
     late = [s for s in window if s["t"] > first_good and not s.get("ok")]
-    hot = [e["t"] for e in host_events if e.get("busy") is not None and e["busy"] >= SATURATED]
-    for s in late:
-        end = s["t"] + (s.get("duration") or 0.0) + 1.0
-        if s.get("error") not in TIMEOUTS or not any(s["t"] <= h <= end for h in hot):
-            return None
+    if any(s.get("error") not in TIMEOUTS or not ran_saturated(s, host_events) for s in late):
+        return None
     return first_good, (f", then {len(late)} timeout(s) at +{late[0]['t'] - started:.0f}..+"
                         f"{late[-1]['t'] - started:.0f} s from that start, each while the host was saturated")
 
