@@ -1,12 +1,13 @@
 """Recovery stages from the cluster's own record: corosync's and Pacemaker's journal lines
 (microsecond timestamps), reduced to the milestones that explain a recovery time: the
 membership loss, the scheduler's plan, each start/stop/promote and its result, the end of
-the transition. Containers share the host's clock, so these line up with the probes."""
+the transition. Containers share the host's clock, so these line up with the probes; a VM's
+journal is shifted by its clock offset as the backend last measured it (Backend.clock_offset)."""
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 _RULES = [
     # corosync
@@ -104,8 +105,10 @@ def collect(cluster, history, since: float, until: float) -> list[dict]:
     lo, hi = history.wall(since), history.wall(until)
     found = []
     for node in cluster.running_nodes():
-        r = cluster.backend.exec(node, journal_command(lo, hi), check=False, timeout=60)
-        found += parse_journal(r.out, node)
+        # a VM keeps its own clock: its journal is read and placed through its measured offset
+        off = cluster.backend.clock_offset(node)
+        r = cluster.backend.exec(node, journal_command(lo + off, hi + off), check=False, timeout=60)
+        found += [replace(s, wall=s.wall - off) for s in parse_journal(r.out, node)]
     events = [history.record("clusterlog", t=s.wall - history.t0_wall, node=s.node, source=s.source, stage=s.stage)
               for s in merge(found) if lo <= s.wall <= hi]
     # what the fence device itself did (host clock, like the journals)

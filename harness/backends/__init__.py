@@ -6,8 +6,10 @@ every node through this interface alone, so Docker and Vagrant share it.
 from __future__ import annotations
 
 import abc
+import ipaddress
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class BackendError(RuntimeError):
@@ -135,9 +137,36 @@ class Backend(abc.ABC):
         """(epoch, what) of every power action the fence device carried out or refused."""
         return []
 
+    def clock_offset(self, node: str) -> float:
+        """Seconds the node's clock is ahead of the host's (0: containers share the host's)."""
+        return 0.0
+
     def describe(self) -> dict:
         """Where the cluster is and how to reach it (for `up` and reports)."""
         return {"backend": self.name, "run_id": self.run_id}
+
+
+def host_routes() -> list[ipaddress.IPv4Network]:
+    """Every network the host routes to (bridges of Docker, libvirt, ...): taken."""
+    nets = []
+    for line in Path("/proc/net/route").read_text().splitlines()[1:]:
+        f = line.split()
+        dest, mask = int(f[1], 16), int(f[7], 16)
+        if dest:
+            nets.append(ipaddress.ip_network((ipaddress.IPv4Address(dest.to_bytes(4, "little")),
+                                              bin(mask).count("1")), strict=False))
+    return nets
+
+
+def free_subnets(wanted: str, pool, used=None):
+    """The wanted subnet first, then the others of its size in `pool` that overlap nothing
+    in `used` (default: the host's routes)."""
+    wanted = ipaddress.ip_network(wanted)
+    used = host_routes() if used is None else used
+    pool = ipaddress.ip_network(pool)
+    for net in [wanted, *pool.subnets(new_prefix=max(wanted.prefixlen, pool.prefixlen))]:
+        if not any(net.overlaps(u) for u in used):
+            yield str(net)
 
 
 class HostNotReady(BackendError):
@@ -214,5 +243,6 @@ def get_backend(name: str, topology, run_id: str) -> Backend:
         from .docker import DockerBackend
         return DockerBackend(topology, run_id)
     if name == "vagrant":
-        raise BackendError("vagrant backend: cluster nodes (create, exec, faults) not built yet")
+        from .vagrantnodes import VagrantBackend
+        return VagrantBackend(topology, run_id)
     raise BackendError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})")

@@ -19,7 +19,8 @@ from ..labels import (NODE_LABEL, ROLE_LABEL, OWNER_PID_LABEL, OWNER_START_LABEL
                       SOURCE_LABEL, TOPOLOGY_LABEL)
 from ..ownership import process_start, unmark_kept
 from ..topology import QNETD
-from . import Backend, BackendError, ExecResult, Platform
+from . import Backend, BackendError, ExecResult, Platform, host_routes
+from . import free_subnets as _free_subnets
 
 # --privileged fails on these hosts (CAP_SYS_RESOURCE is not grantable); this set runs systemd.
 NODE_HOST_CONFIG = dict(
@@ -51,24 +52,12 @@ def used_subnets(cli) -> list[ipaddress.IPv4Network]:
                 nets.append(ipaddress.ip_network(cfg["Subnet"]))
             except (KeyError, ValueError):
                 pass
-    for line in Path("/proc/net/route").read_text().splitlines()[1:]:
-        f = line.split()
-        dest, mask = int(f[1], 16), int(f[7], 16)
-        if dest:
-            net = ipaddress.ip_network((ipaddress.IPv4Address(dest.to_bytes(4, "little")),
-                                        bin(mask).count("1")), strict=False)
-            nets.append(net)
-    return nets
+    return nets + host_routes()
 
 
 def free_subnets(cli, wanted: str):
     """The topology's own subnet first, then other /N in 10.213.0.0/16 that nothing uses."""
-    wanted = ipaddress.ip_network(wanted)
-    used = used_subnets(cli)
-    candidates = [wanted, *CANDIDATE_POOL.subnets(new_prefix=max(wanted.prefixlen, 16))]
-    for net in candidates:
-        if not any(net.overlaps(u) for u in used):
-            yield str(net)
+    return _free_subnets(wanted, CANDIDATE_POOL, used_subnets(cli))
 
 
 class DockerBackend(Backend):
@@ -298,37 +287,15 @@ class DockerBackend(Backend):
         set_out_of_service(self.run_id, broken)
 
     def fence_events(self, since_wall: float, until_wall: float) -> list[tuple[float, str]]:
-        from .fencegate import requests_since
-        nodes = {self.container_name(n.name): n.name for n in self.topology.nodes}
-        out = []
-        for e in requests_since(self.run_id, since_wall):
-            refused = e["status"] >= 300
-            # power actions, and any request the device refused: a broken device fails the
-            # agent's first query (list or inspect), before it ever tries a power action
-            if e["t"] > until_wall or (e["method"] != "POST" and not refused):
-                continue
-            verdict = f"REFUSED (HTTP {e['status']})" if refused else "done"
-            out.append((e["t"], f"fence device: {gate_request(e['method'], e['path'], nodes)} {verdict}"))
-        return out
+        from .fencegate import fence_events
+        return fence_events(self.run_id, since_wall, until_wall,
+                            {self.container_name(n.name): n.name for n in self.topology.nodes})
 
     def describe(self) -> dict:
         return {**super().describe(), "network": self.network_name, "subnet": self.topology.subnet,
                 "nodes": {n.name: {"container": self.container_name(n.name), "ip": n.ip}
                           for n in self.topology.nodes},
                 "shell": shlex.join(self.login_argv(self.topology.nodes[0].name))}
-
-
-def gate_request(method: str, path: str, nodes: dict[str, str]) -> str:
-    """'restart node2', 'inspect node2', 'list' for a request fence_docker made of the gate."""
-    parts = path.split("?")[0].strip("/").split("/")     # [v1.41,] containers, REF|json, ACTION
-    if parts and parts[0].startswith("v"):
-        parts = parts[1:]
-    if parts[:2] == ["containers", "json"]:
-        return "list"
-    if len(parts) == 3 and parts[0] == "containers":
-        ref, action = parts[1], parts[2]
-        return f"{'inspect' if method == 'GET' and action == 'json' else action} {nodes.get(ref, ref)}"
-    return f"{method} {path}"
 
 
 # ---------------------------------------------------------------- cleanup

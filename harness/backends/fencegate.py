@@ -1,4 +1,5 @@
-"""The fence gate: the part of Docker's API that fence_docker uses, for one run's nodes only.
+"""The fence gate: the part of Docker's API that fence_docker uses, for one run's nodes only
+(Docker containers, or libvirt domains answered in Docker's terms: LibvirtEngine).
 
 Nodes never get the host's Docker socket. Per run, the harness starts this small HTTPS
 server on the host side of the run's bridge (its gateway address), with a CA, a server
@@ -91,10 +92,70 @@ class GateLog:
             return [e for e in self.entries if e["t"] >= t]
 
 
+class DockerEngine:
+    """The Docker engine itself: a run's containers by label, requests passed through."""
+    def __init__(self, sock: str = DOCKER_SOCK):
+        self.sock = sock
+
+    def own(self, run_id: str) -> list[dict]:
+        query = urllib.parse.quote(json.dumps({"label": [f"{RUN_LABEL}={run_id}"]}))
+        status, body = engine("GET", f"/containers/json?all=1&filters={query}", self.sock)
+        if status != 200:
+            raise RuntimeError(f"engine answered {status} listing run {run_id}")
+        return json.loads(body)
+
+    def forward(self, method: str, path: str) -> tuple[int, bytes]:
+        return engine(method, path, self.sock)
+
+
+class LibvirtEngine:
+    """libvirt domains answered in the Docker API's terms, so that the same fence_docker
+    in the nodes fences VMs: a run's domains are those named `<prefix>-<run>-...`;
+    kill = `virsh destroy` (power cut), start = `virsh start`, restart = both."""
+    def __init__(self, prefix: str, virsh=None):
+        self.prefix = prefix
+        self.virsh = virsh or _virsh
+
+    def own(self, run_id: str) -> list[dict]:
+        out = []
+        for line in self.virsh("list", "--all", "--uuid", "--name").splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].startswith(f"{self.prefix}-{run_id}-"):
+                running = self._running(parts[1])
+                out.append({"Id": parts[0].replace("-", ""), "Names": [f"/{parts[1]}"],
+                            "State": "running" if running else "exited",
+                            "Status": "Up" if running else "Exited (137)"})
+        return out
+
+    def _running(self, domain: str) -> bool:
+        return self.virsh("domstate", domain).strip() in ("running", "paused", "blocked")
+
+    def forward(self, method: str, path: str) -> tuple[int, bytes]:
+        if method == "GET" and (m := INSPECT.match(path)):
+            running = self._running(m["ref"])
+            return 200, json.dumps({"Name": f"/{m['ref']}", "State": {
+                "Running": running, "Status": "running" if running else "exited"}}).encode()
+        m = ACTION.match(path) if method == "POST" else None
+        if m is None:
+            return 403, _message(f"{method} {path}: not an endpoint the fence gate serves")
+        domain, action = m["ref"], m["action"]
+        if action in ("kill", "restart") and self._running(domain):
+            self.virsh("destroy", domain)
+        if action in ("start", "restart") and not self._running(domain):
+            self.virsh("start", domain)
+        return 204, b""
+
+
+def _virsh(*args: str) -> str:
+    return subprocess.run(["virsh", "-c", "qemu:///system", "-q", *args], capture_output=True,
+                          text=True, timeout=120, check=True).stdout
+
+
 class FenceGate:
     def __init__(self, run_id: str, bind_ip: str, certs: "Certs", port: int = PORT, sock: str = DOCKER_SOCK,
-                 log_path: Path | None = None, out_of_service: Path | None = None):
+                 log_path: Path | None = None, out_of_service: Path | None = None, engine=None):
         self.run_id, self.bind_ip, self.port, self.sock = run_id, bind_ip, port, sock
+        self.engine = engine or DockerEngine(sock)
         self.certs = certs
         # while this file exists the device is "broken" (a fault): every request fails with 503
         self.out_of_service = out_of_service
@@ -104,11 +165,7 @@ class FenceGate:
 
     # ------------------------------------------------------------ what the run owns
     def own_containers(self) -> list[dict]:
-        query = urllib.parse.quote(json.dumps({"label": [f"{RUN_LABEL}={self.run_id}"]}))
-        status, body = engine("GET", f"/containers/json?all=1&filters={query}", self.sock)
-        if status != 200:
-            raise RuntimeError(f"engine answered {status} listing run {self.run_id}")
-        return json.loads(body)
+        return self.engine.own(self.run_id)
 
     def owns(self, ref: str) -> bool:
         for c in self.own_containers():
@@ -130,7 +187,7 @@ class FenceGate:
             return 403, _message(f"{method} {url.path}: not an endpoint the fence gate serves")
         if not self.owns(m["ref"]):
             return 403, _message(f"container {m['ref']} is not a node of run {self.run_id}")
-        return engine(method, url.path, self.sock)
+        return self.engine.forward(method, url.path)
 
     # ------------------------------------------------------------ serving
     def start(self) -> None:
@@ -244,7 +301,7 @@ def _pid(run_id: str) -> int | None:
     return pid if run_id.encode() in cmdline else None
 
 
-def ensure_gate(run_id: str, gateway: str, timeout: float = 15) -> Certs:
+def ensure_gate(run_id: str, gateway: str, timeout: float = 15, engine: str = "docker") -> Certs:
     """The run's gate, started if it is not running; returns its certificates."""
     d = gate_dir(run_id)
     certs = Certs(d)
@@ -253,7 +310,7 @@ def ensure_gate(run_id: str, gateway: str, timeout: float = 15) -> Certs:
     if not certs.client.exists():
         make_certs(d, run_id, gateway)
     with (d / "gate.log").open("a") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "harness.backends.fencegate", run_id, gateway, str(d)],
+        proc = subprocess.Popen([sys.executable, "-m", "harness.backends.fencegate", run_id, gateway, str(d), engine],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     (d / "pid").write_text(str(proc.pid))
@@ -304,10 +361,40 @@ def requests_since(run_id: str, t: float) -> list[dict]:
     return [e for e in map(json.loads, lines) if e["t"] >= t]
 
 
+def gate_request(method: str, path: str, nodes: dict[str, str]) -> str:
+    """'restart node2', 'inspect node2', 'list' for a request fence_docker made of the gate
+    (`nodes`: container or domain name -> node name)."""
+    parts = path.split("?")[0].strip("/").split("/")     # [v1.41,] containers, REF|json, ACTION
+    if parts and parts[0].startswith("v"):
+        parts = parts[1:]
+    if parts[:2] == ["containers", "json"]:
+        return "list"
+    if len(parts) == 3 and parts[0] == "containers":
+        ref, action = parts[1], parts[2]
+        return f"{'inspect' if method == 'GET' and action == 'json' else action} {nodes.get(ref, ref)}"
+    return f"{method} {path}"
+
+
+def fence_events(run_id: str, since_wall: float, until_wall: float, nodes: dict[str, str]) -> list[tuple[float, str]]:
+    """(epoch, what) of every power action the run's gate passed on, and of every request it
+    refused: a broken device fails the agent's first query (list or inspect), before it ever
+    tries a power action."""
+    out = []
+    for e in requests_since(run_id, since_wall):
+        refused = e["status"] >= 300
+        if e["t"] > until_wall or (e["method"] != "POST" and not refused):
+            continue
+        verdict = f"REFUSED (HTTP {e['status']})" if refused else "done"
+        out.append((e["t"], f"fence device: {gate_request(e['method'], e['path'], nodes)} {verdict}"))
+    return out
+
+
 def main(argv: list[str]) -> None:
-    run_id, gateway, directory = argv
+    run_id, gateway, directory, kind = (*argv, "docker")[:4]
+    from ..labels import PREFIX
     gate = FenceGate(run_id, gateway, Certs(Path(directory)), log_path=Path(directory) / "requests.jsonl",
-                     out_of_service=out_of_service_flag(run_id))
+                     out_of_service=out_of_service_flag(run_id),
+                     engine=LibvirtEngine(PREFIX) if kind == "libvirt" else DockerEngine())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())

@@ -1,5 +1,5 @@
-"""Vagrant/libvirt backend (issue #11), groundwork: the host it needs and the per-run
-Vagrantfile. Boxes, nodes and runs are not built yet and say so.
+"""Vagrant/libvirt backend: the host it needs, the per-run Vagrantfile and the platform
+(boxes: vagrantbox.py; nodes: vagrantnodes.py; runs on this host: vagrantruns.py).
 
 What works on this machine kind is in FIELD-NOTES ("Vagrant/libvirt VMs as cluster
 nodes"): qemu under TCG, libvirtd/virtlogd started by hand, /dev/kvm root:kvm 0660.
@@ -28,7 +28,7 @@ from ..topology import QNETD
 from . import BackendError, HostNotReady, Platform
 
 TEMPLATES = Path(__file__).parent / "templates"
-BOX_RECIPE = TEMPLATES / "box.yaml"
+BOX_RECIPE = TEMPLATES / "box"              # the box layer: its recipe and files
 BOOT_DIR = Path("/var/lib/ha-harness/boxes")      # the kernel and initrd of each box
 CMD_LINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0"
 DEFAULT_MGMT_SUBNET = "192.168.121.0/24"           # vagrant-libvirt's own default
@@ -40,16 +40,13 @@ RUN_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # daemons live in sbin, outside a user's PATH
 PROGRAMS = (("vagrant", "vagrant"), ("libvirtd", "libvirt-daemon-system"),
             ("virtlogd", "libvirt-daemon-system"), ("qemu-system-x86_64", "qemu-system-x86"),
-            ("qemu-img", "qemu-utils"), ("dnsmasq", "dnsmasq-base"))
+            ("qemu-img", "qemu-utils"), ("dnsmasq", "dnsmasq-base"), ("virsh", "libvirt-clients"),
+            ("mkfs.ext4", "e2fsprogs"))
 DAEMON_SOCKETS = {"virtlogd": "/run/libvirt/virtlogd-sock", "libvirtd": "/run/libvirt/libvirt-sock"}
 DAEMON_LOG = "/var/log/ha-harness-libvirt.log"
 KVM = "/dev/kvm"
 KVM_GET_API_VERSION, KVM_CREATE_VM = 0xAE00, 0xAE01
 PREPARE = "run `python -m harness host prepare --backend vagrant`"
-
-
-def _not_built(what: str) -> BackendError:
-    return BackendError(f"vagrant backend: {what} not built yet")
 
 
 # ---------------------------------------------------------------- host
@@ -135,8 +132,36 @@ def host_problems() -> list[str]:
     for daemon, sock in DAEMON_SOCKETS.items():
         if _which(daemon) and not daemon_answers(sock):
             found.append(f"{daemon} is not running ({sock} does not answer): {PREPARE}")
+    if _which("virsh") and daemon_answers(DAEMON_SOCKETS["libvirtd"]) and not pool_active():
+        found.append(f"libvirt has no active storage pool {POOL!r} (where Vagrant puts VM disks): {PREPARE}")
     kvm = kvm_mode_problem()
-    return found + ([kvm] if kvm else [])
+    from . import dockerhost           # boxes are built from the Docker node images
+    return found + ([kvm] if kvm else []) + dockerhost.problems()
+
+
+POOL, POOL_DIR = "default", "/var/lib/libvirt/images"
+
+
+def _virsh_ok(*args: str) -> bool:
+    return subprocess.run(["virsh", "-c", "qemu:///system", "-q", *args], capture_output=True,
+                          timeout=60).returncode == 0
+
+
+def pool_active() -> bool:
+    out = subprocess.run(["virsh", "-c", "qemu:///system", "-q", "pool-list", "--name"], capture_output=True,
+                         text=True, timeout=60).stdout.split()
+    return POOL in out
+
+
+def _ensure_pool() -> None:
+    if not _virsh_ok("pool-info", POOL):
+        _virsh_ok("pool-define-as", POOL, "dir", "--target", POOL_DIR)
+        _virsh_ok("pool-build", POOL)
+    if not pool_active():
+        _virsh_ok("pool-start", POOL)
+    _virsh_ok("pool-autostart", POOL)
+    if not pool_active():
+        raise HostNotReady(f"cannot start libvirt storage pool {POOL!r} at {POOL_DIR}")
 
 
 def _start_daemon(daemon: str, timeout: float = 30.0) -> None:
@@ -171,7 +196,9 @@ def _missing_packages() -> list[str]:
 
 def prepare(say=print) -> None:
     """Make this host ready (idempotent): packages, the two daemons, /dev/kvm's mode."""
+    from . import dockerhost
     from .dockerhost import _apt_install
+    dockerhost.prepare(say)             # boxes are built from the Docker node images
     missing = _missing_packages()
     down = [d for d, sock in DAEMON_SOCKETS.items() if not daemon_answers(sock)]
     todo = ([f"install {' '.join(missing)}"] if missing else []) + [f"start {d}" for d in down] + \
@@ -190,6 +217,7 @@ def prepare(say=print) -> None:
         if not daemon_answers(DAEMON_SOCKETS[daemon]):
             say(f"starting {daemon} ...")
             _start_daemon(daemon)
+    _ensure_pool()
     accel, why = accelerator()
     say(f"host ready: vagrant, vagrant-libvirt, libvirtd and virtlogd; guests run under "
         f"{accel.upper()}{f' ({why})' if why else ''}")
@@ -299,19 +327,63 @@ class VagrantPlatform(Platform):
         return version()
 
     def ensure_images(self, layers, log=print, rebuild: bool = False) -> list:
-        raise _not_built("box builds")
+        """The Docker node images of `layers` (built or reused), then the box made of them."""
+        from . import vagrantbox
+        from .docker import DockerPlatform, client
+        images = DockerPlatform().ensure_images(layers, log=log, rebuild=rebuild)
+        box = box_name(layers)
+        boot = BOOT_DIR / box
+        return [*images, vagrantbox.ensure_box(client(), images, box, boot, have_box, add_box, log=log,
+                                               rebuild=rebuild)]
 
     def remove_images(self) -> list[str]:
-        raise _not_built("box removal")
+        """Every harness box: Vagrant's copy, libvirt's base volume and the boot files."""
+        from .vagrantruns import POOL as pool
+        removed = []
+        for box in [b for b in boxes() if b.startswith(f"{PREFIX}-")]:
+            _vagrant("box", "remove", "--force", "--all", box, timeout=300)
+            removed.append(f"box {box}")
+        listing = subprocess.run(["virsh", "-c", "qemu:///system", "-q", "vol-list", pool],
+                                 capture_output=True, text=True, timeout=60).stdout
+        for vol in [line.split()[0] for line in listing.splitlines() if line.strip()]:
+            if vol.startswith(f"{PREFIX}-") and "_vagrant_box_image_" in vol and _virsh_ok("vol-delete", vol, "--pool", pool):
+                removed.append(f"volume {vol}")
+        if BOOT_DIR.exists():
+            shutil.rmtree(BOOT_DIR, ignore_errors=True)
+            removed.append(f"boot files {BOOT_DIR}")
+        return removed
+
+    def remove_stale_builds(self) -> list[str]:
+        from . import vagrantbox
+        return vagrantbox.remove_stale_work()
 
     def runs(self) -> dict[str, dict]:
-        raise _not_built("listing runs")
+        from . import vagrantruns
+        return vagrantruns.runs()
 
     def remove_run(self, run_id: str) -> list[str]:
-        raise _not_built("removing runs")
+        from . import vagrantruns
+        return vagrantruns.remove_run(run_id)
 
     def objects_owned_by(self, pid: int) -> list[str]:
-        raise _not_built("leftover checks")
+        from . import vagrantruns
+        return vagrantruns.objects_owned_by(pid)
 
     def run_objects(self, run_id: str) -> list[str]:
-        raise _not_built("listing a run's objects")
+        from . import vagrantruns
+        return vagrantruns.run_objects(run_id)
+
+
+def boxes() -> list[str]:
+    """Names of the boxes Vagrant has (`vagrant box list --machine-readable`)."""
+    out = _vagrant("box", "list", "--machine-readable")
+    return sorted({line.split(",")[3] for line in out.splitlines()
+                   if len(line.split(",")) > 3 and line.split(",")[2] == "box-name"})
+
+
+def have_box(name: str) -> bool:
+    return name in boxes()
+
+
+def add_box(name: str, archive: Path) -> None:
+    _vagrant("box", "add", "--force", "--name", name, str(archive), timeout=900)

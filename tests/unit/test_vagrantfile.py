@@ -110,18 +110,19 @@ def test_ruby_strings_interpolate_nothing():
     assert vagrant._ruby_str("a'b\\c#{x}") == "'a\\'b\\\\c#{x}'"
 
 
-def test_registered_and_honest_about_what_is_missing():
-    platform = get_platform("vagrant")
-    assert platform.name == "vagrant"
-    with pytest.raises(BackendError, match="^vagrant backend: box builds not built yet$"):
-        platform.ensure_images(("cluster",))
-    with pytest.raises(BackendError, match="^vagrant backend: .* not built yet$"):
-        get_backend("vagrant", topology.load_named("ha-2node"), RUN)
+def test_registered_with_the_cluster_on_the_second_nic():
+    assert get_platform("vagrant").name == "vagrant"
+    backend = get_backend("vagrant", topology.load_named("ha-2node"), RUN)
+    assert backend.name == "vagrant" and backend.cluster_nic == "eth1"      # eth0: Vagrant's SSH
+    assert backend.domain("node2") == f"ha-harness-{RUN}-node2"
+    with pytest.raises(BackendError, match="^unknown backend 'lxd'"):
+        get_backend("lxd", topology.load_named("ha-2node"), RUN)
 
 
 def test_host_problems_one_line_each(monkeypatch):
     monkeypatch.setattr(vagrant, "_which", lambda program: None)
     monkeypatch.setattr(vagrant, "kvm_mode_problem", lambda: None)
+    monkeypatch.setattr("harness.backends.dockerhost.problems", lambda: [])
     found = vagrant.host_problems()
     assert [p.split()[0] for p in found] == [p for p, _ in vagrant.PROGRAMS]
     assert all("\n" not in p and "host prepare --backend vagrant" in p for p in found)
@@ -130,6 +131,7 @@ def test_host_problems_one_line_each(monkeypatch):
 def test_prepare_without_root_is_one_line(monkeypatch):
     monkeypatch.setattr(vagrant, "_missing_packages", lambda: ["qemu-utils"])
     monkeypatch.setattr(vagrant.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("harness.backends.dockerhost.prepare", lambda say: None)
     with pytest.raises(vagrant.HostNotReady) as e:
         vagrant.prepare(say=lambda m: None)
     assert "\n" not in str(e.value) and "needs root" in str(e.value) and "install qemu-utils" in str(e.value)

@@ -1,0 +1,329 @@
+"""Vagrant/libvirt backend: one VM per node, brought up by Vagrant from a box built
+offline, driven from outside with virsh and from inside over SSH.
+
+Each run has a directory (RUNS_DIR/<run>) with its Vagrantfile, Vagrant's state, the
+ssh-config and who owns it (run.json). Commands go over one persistent SSH connection per
+VM (an OpenSSH control master; each exec is a session on it, not a new login). The VMs'
+clocks are their own: they are set from the host's at bring-up, after every boot and
+resume, and their remaining offset is measured and reported (`clock`).
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shlex
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..labels import PREFIX
+from ..ownership import process_start
+from ..topology import QNETD
+from . import Backend, BackendError, ExecResult, free_subnets
+
+RUNS_DIR = Path("/var/lib/ha-harness/vagrant")
+MGMT_POOL = ipaddress.ip_network("192.168.120.0/21")    # management /24s for Vagrant's SSH
+CLUSTER_POOL = ipaddress.ip_network("10.214.0.0/16")
+BOOT_TIMEOUT = 900           # TCG guests boot slowly, several at once on 2 cores slower still
+FENCE_DIR = "/etc/ha-harness/fence"
+
+
+def virsh(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    done = subprocess.run(["virsh", "-c", "qemu:///system", "-q", *args], capture_output=True,
+                          text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise BackendError(f"virsh {' '.join(args)}: {(done.stderr or done.stdout).strip()[:200]}")
+    return done
+
+
+def vagrant_env() -> dict:
+    # no checkpoint: Vagrant would otherwise ask HashiCorp's servers for a newer version
+    return dict(os.environ, VAGRANT_CHECKPOINT_DISABLE="1", VAGRANT_DEFAULT_PROVIDER="libvirt",
+                VAGRANT_NO_COLOR="1")
+
+
+def run_dir(run_id: str) -> Path:
+    return RUNS_DIR / run_id
+
+
+class VagrantBackend(Backend):
+    name = "vagrant"
+    cluster_nic = "eth1"          # eth0 is Vagrant's management network (SSH only)
+
+    def __init__(self, topology, run_id: str):
+        super().__init__(topology, run_id)
+        self.dir = run_dir(run_id)
+        self._frozen: set[str] = set()
+        self._down: set[str] = set()
+        self.clock: dict[str, dict] = {}       # host -> {"offset_s", "error_s", "at"}
+
+    # ------------------------------------------------------------ names
+    def domain(self, host: str) -> str:
+        return f"{PREFIX}-{self.run_id}-{host}"
+
+    def hosts(self) -> list[str]:
+        return [n.name for n in self.topology.nodes] + ([QNETD] if self.topology.corosync.qdevice else [])
+
+    def _ip(self, host: str) -> str:
+        return self.topology.corosync.qdevice.ip if host == QNETD else self.topology.node(host).ip
+
+    def _mac(self, host: str) -> str:
+        from .vagrant import cluster_mac
+        return cluster_mac(self._ip(host))
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.dir / "ssh-config"
+
+    def _vagrant(self):
+        import vagrant as pyvagrant
+        log = str(self.dir / "vagrant.log")
+        return pyvagrant.Vagrant(root=str(self.dir), env=vagrant_env(),
+                                 out_cm=pyvagrant.make_file_cm(log), err_cm=pyvagrant.make_file_cm(log))
+
+    # ------------------------------------------------------------ lifecycle
+    def create(self, image: str) -> None:
+        from .vagrant import accelerator, render_vagrantfile
+        self.topology = self.topology.relocated(next(free_subnets(self.topology.subnet, CLUSTER_POOL)))
+        mgmt = next(free_subnets(str(next(MGMT_POOL.subnets(new_prefix=24))), MGMT_POOL))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "run.json").write_text(json.dumps({
+            "run_id": self.run_id, "pid": os.getpid(), "pid_start": process_start(os.getpid()),
+            "topology": self.topology.name, "source": os.path.abspath(self.topology.source),
+            "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "subnet": self.topology.subnet, "mgmt_subnet": mgmt, "box": image}))
+        driver = "kvm" if accelerator()[0] == "kvm" else "qemu"
+        (self.dir / "Vagrantfile").write_text(
+            render_vagrantfile(self.topology, self.run_id, image, driver=driver, mgmt_subnet=mgmt))
+        try:
+            self._vagrant().up(provider="libvirt")
+        except subprocess.CalledProcessError:
+            raise BackendError(f"vagrant up failed: {self._log_tail()}") from None
+        self._write_ssh_config()
+        hosts = "".join(f"{self._ip(h)} {h}\n" for h in self.hosts())
+        for host in self.hosts():
+            self.exec(host, f"printf %s {shlex.quote(hosts)} >> /etc/hosts")
+            self.sync_clock(host)
+
+    def _log_tail(self) -> str:
+        try:
+            lines = (self.dir / "vagrant.log").read_text().strip().splitlines()
+        except OSError:
+            return "no vagrant.log"
+        return " | ".join(lines[-4:]) + f" (see {self.dir / 'vagrant.log'})"
+
+    def _write_ssh_config(self) -> None:
+        self.ssh_config.write_text(self._vagrant().ssh_config())
+
+    def exists(self) -> bool:
+        try:
+            meta = json.loads((self.dir / "run.json").read_text())
+        except (OSError, ValueError):
+            return False
+        self.topology = self.topology.relocated(meta["subnet"])
+        return self.ssh_config.exists() and all(self.power_state(h) != "missing" for h in self.hosts())
+
+    def destroy(self) -> list[str]:
+        from .vagrantruns import remove_run
+        return remove_run(self.run_id)
+
+    # ------------------------------------------------------------ inside nodes (SSH)
+    def _control_path(self, host: str) -> str:
+        return str(self.dir / f"ssh-{host}.sock")
+
+    def _ssh(self, host: str, remote: str, *, tty: bool = False) -> list[str]:
+        return ["ssh", "-F", str(self.ssh_config), "-o", f"ControlPath={self._control_path(host)}",
+                "-o", "ControlMaster=no", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                *(["-t"] if tty else []), host, "--", remote]
+
+    def _master(self, host: str) -> None:
+        """The host's persistent connection, opened when missing (first use, after a boot)."""
+        if os.path.exists(self._control_path(host)):
+            return
+        subprocess.run(["ssh", "-F", str(self.ssh_config), "-o", f"ControlPath={self._control_path(host)}",
+                        "-o", "ControlMaster=yes", "-o", "ControlPersist=600", "-o", "BatchMode=yes",
+                        "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
+                        "-fN", host], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60, check=False)
+
+    def _close(self, host: str) -> None:
+        if os.path.exists(self._control_path(host)):
+            subprocess.run(["ssh", "-o", f"ControlPath={self._control_path(host)}", "-O", "exit", host],
+                           capture_output=True, timeout=10, check=False)
+
+    def _run(self, host: str, argv: list[str], stdin: bytes | None = None, timeout: float = 90) -> ExecResult:
+        if host in self._frozen or host in self._down:
+            # what `docker exec` answers for a paused or stopped container, without a hang
+            return ExecResult(125, "", f"{host} is {'frozen' if host in self._frozen else 'down'}")
+        self._master(host)
+        try:
+            done = subprocess.run(self._ssh(host, shlex.join(["sudo", "-n", *argv])), input=stdin,
+                                  capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._close(host)
+            return ExecResult(124, "", f"{host}: no answer over SSH within {timeout:.0f}s")
+        if done.returncode == 255:       # SSH itself failed (e.g. fenced): drop a stale master
+            self._close(host)
+        return ExecResult(done.returncode, done.stdout.decode(errors="replace"),
+                          done.stderr.decode(errors="replace"))
+
+    def _exec(self, host: str, argv: list[str]) -> ExecResult:
+        # Backend.exec wraps argv in `timeout -k 5 N`: the SSH session gets N plus a margin
+        limit = float(argv[3]) + 30 if argv[:1] == ["timeout"] and len(argv) > 3 else 120
+        return self._run(host, argv, timeout=limit)
+
+    def copy(self, node: str, content: bytes, dest: str, mode: int = 0o644) -> None:
+        tmp = f"{dest}.ha-harness-tmp"
+        script = (f"mkdir -p {shlex.quote(os.path.dirname(dest))} && cat > {shlex.quote(tmp)} && "
+                  f"chmod {mode:o} {shlex.quote(tmp)} && mv {shlex.quote(tmp)} {shlex.quote(dest)}")
+        r = self._run(node, ["sh", "-c", script], stdin=content)
+        if not r.ok:
+            raise BackendError(f"{node}: copying {dest} failed: {r.err.strip()[:200]}")
+
+    def fetch(self, node: str, path: str) -> bytes:
+        self._master(node)
+        done = subprocess.run(self._ssh(node, shlex.join(["sudo", "-n", "cat", path])), capture_output=True,
+                              timeout=120)
+        if done.returncode != 0:
+            raise BackendError(f"{node}: cannot read {path}: {done.stderr.decode(errors='replace').strip()[:200]}")
+        return done.stdout
+
+    def login_argv(self, node: str, command: list[str] | None = None) -> list[str]:
+        remote = shlex.join(["sudo", "-i", *(command or [])])
+        return self._ssh(node, remote, tty=True)
+
+    # ------------------------------------------------------------ clocks
+    def measure_clock(self, host: str) -> dict:
+        """The VM clock's offset from the host's: the midpoint of one exec, error half its length."""
+        t0 = time.time()
+        r = self._run(host, ["date", "+%s.%N"], timeout=30)
+        t1 = time.time()
+        if not r.ok:
+            return {}
+        sample = {"offset_s": round(float(r.out.strip()) - (t0 + t1) / 2, 3), "error_s": round((t1 - t0) / 2, 3),
+                  "at": round(t1, 3)}
+        self.clock[host] = sample
+        return sample
+
+    def sync_clock(self, host: str) -> dict:
+        """Set the VM's clock from the host's (it stood still while frozen, and a boot reads
+        an RTC with 1 s resolution), then measure what is left."""
+        first = self.measure_clock(host)
+        if first and abs(first["offset_s"]) > first["error_s"]:
+            self._run(host, ["date", "-s", f"@{time.time() + first['error_s']:.3f}"], timeout=30)
+        return self.measure_clock(host)
+
+    def clock_offset(self, node: str) -> float:
+        return self.clock.get(node, {}).get("offset_s", 0.0)
+
+    # ------------------------------------------------------------ node-level actions
+    def kill(self, node: str) -> None:
+        virsh("destroy", self.domain(node))
+        self._down.add(node)
+        self._close(node)
+
+    def start(self, node: str) -> None:
+        if self.power_state(node) != "running":
+            virsh("start", self.domain(node))
+        self._down.discard(node)
+        self._close(node)
+        self.wait_ssh(node)
+        self.sync_clock(node)
+
+    def wait_ssh(self, host: str, timeout: float = BOOT_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self._run(host, ["true"], timeout=30)
+            if r.ok:
+                return
+            if time.monotonic() > deadline:
+                raise BackendError(f"{host}: no SSH within {timeout:.0f}s of its boot: {r.err.strip()[:160]}")
+            self._close(host)
+            time.sleep(2)
+
+    def shutdown(self, node: str, timeout: float = 300) -> bool:
+        virsh("shutdown", self.domain(node))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.power_state(node) == "stopped":
+                break
+            time.sleep(1)
+        clean = self.power_state(node) == "stopped"
+        if not clean:
+            virsh("destroy", self.domain(node), check=False)
+        self._down.add(node)
+        self._close(node)
+        return clean
+
+    def pause(self, node: str) -> None:
+        virsh("suspend", self.domain(node))
+        self._frozen.add(node)
+
+    def unpause(self, node: str) -> None:
+        if self.power_state(node) == "paused":
+            virsh("resume", self.domain(node))
+        was_frozen = node in self._frozen
+        self._frozen.discard(node)
+        if was_frozen:
+            self.sync_clock(node)        # the guest clock stood still while it was suspended
+
+    def disconnect(self, node: str) -> None:
+        virsh("domif-setlink", self.domain(node), self._mac(node), "down")
+
+    def reconnect(self, node: str) -> None:
+        virsh("domif-setlink", self.domain(node), self._mac(node), "up")
+
+    def is_running(self, node: str) -> bool:
+        return self.power_state(node) == "running"
+
+    def power_state(self, node: str) -> str:
+        r = virsh("domstate", self.domain(node), check=False)
+        if r.returncode != 0:
+            return "missing"
+        state = r.stdout.strip()
+        return {"running": "running", "paused": "paused", "blocked": "running"}.get(state, "stopped")
+
+    def is_plugged(self, node: str) -> bool:
+        r = virsh("domif-getlink", self.domain(node), self._mac(node), check=False)
+        return r.returncode == 0 and r.stdout.strip().split()[-1] == "up"
+
+    def memory_bytes(self, node: str) -> int | None:
+        """The qemu process's resident memory (what the VM costs the host)."""
+        r = virsh("dommemstat", self.domain(node), check=False)
+        stats = dict(line.split()[:2] for line in r.stdout.splitlines() if len(line.split()) >= 2)
+        return int(stats["rss"]) * 1024 if "rss" in stats else None
+
+    # ------------------------------------------------------------ fencing
+    def gateway(self) -> str:
+        return str(ipaddress.ip_network(self.topology.subnet).network_address + 1)
+
+    def fence_device(self) -> tuple[str, dict]:
+        """fence_docker in the VMs, through this run's fence gate on the host's address of the
+        cluster network, answering for this run's libvirt domains (fencegate.LibvirtEngine)."""
+        from .fencegate import PORT, ensure_gate
+        certs = ensure_gate(self.run_id, self.gateway(), engine="libvirt")
+        for node in self.topology.nodes:
+            for path in (certs.ca, certs.client, certs.client_key):
+                self.copy(node.name, path.read_bytes(), f"{FENCE_DIR}/{path.name}", mode=0o600)
+        host_map = ";".join(f"{n.name}:{self.domain(n.name)}" for n in self.topology.nodes)
+        return "stonith:fence_docker", {
+            "ip": self.gateway(), "ipport": str(PORT), "ssl_secure": "1", "api_version": "1.41",
+            "tlscacert": f"{FENCE_DIR}/{certs.ca.name}", "tlscert": f"{FENCE_DIR}/{certs.client.name}",
+            "tlskey": f"{FENCE_DIR}/{certs.client_key.name}", "pcmk_host_map": host_map}
+
+    def fence_device_broken(self, broken: bool) -> None:
+        from .fencegate import set_out_of_service
+        set_out_of_service(self.run_id, broken)
+
+    def fence_events(self, since_wall: float, until_wall: float) -> list[tuple[float, str]]:
+        from .fencegate import fence_events
+        return fence_events(self.run_id, since_wall, until_wall,
+                            {self.domain(n.name): n.name for n in self.topology.nodes})
+
+    def describe(self) -> dict:
+        return {**super().describe(), "directory": str(self.dir), "subnet": self.topology.subnet,
+                "nodes": {h: {"domain": self.domain(h), "ip": self._ip(h)} for h in self.hosts()},
+                "clock": dict(self.clock),
+                "shell": shlex.join(self.login_argv(self.topology.nodes[0].name))}
