@@ -49,9 +49,17 @@ def cmd_topologies(args):
 
 
 def _platform(args=None):
-    """The backend's platform (host, images, runs); commands without --backend: Docker,
-    the one backend there is."""
+    """The platform (host, images) of the command's --backend (default: Docker)."""
     return get_platform(getattr(args, "backend", None) or "docker")
+
+
+def _platforms():
+    """Every backend whose runs can be listed here now (Docker's engine answers, libvirtd runs)."""
+    return [p for p in map(get_platform, BACKENDS) if p.available()]
+
+
+def _platform_of(run_id: str):
+    return get_platform(_runs()[run_id]["backend"])
 
 
 def cmd_host(args):
@@ -101,7 +109,7 @@ def cmd_up(args):
     info = run.backend.describe()
     print(f"cluster {t.name} up in {time.monotonic() - start:.1f}s: run {run.run_id}")
     for node, n in info.get("nodes", {}).items():
-        print(f"  {node}: {n['ip']} ({n['container']})")
+        print(f"  {node}: {n['ip']} ({n.get('container') or n.get('domain')})")
     for v in run.topology.vips:
         print(f"  VIP {v.name}: {v.ip} on {cluster.vip_holder(v.name)}")
     print(f"  shell: ha-harness shell {run.run_id} {t.nodes[0].name}    ({info.get('shell')})")
@@ -116,7 +124,14 @@ def cmd_up(args):
 
 
 def _runs():
-    return _platform().runs()
+    """Runs of every available backend, each with its "backend"."""
+    return {rid: {**info, "backend": p.name} for p in _platforms() for rid, info in p.runs().items()}
+
+
+def _ready_for_runs():
+    if not _platforms():
+        _fail("no backend answers here (no Docker engine, no libvirtd): "
+              "run `python -m harness host prepare [--backend vagrant]`")
 
 
 def _pick_run(run_id: str | None) -> str:
@@ -126,7 +141,7 @@ def _pick_run(run_id: str | None) -> str:
             _fail(f"no harness run {run_id!r} (existing: {', '.join(runs) or 'none'})")
         return run_id
     if not runs:
-        _fail("no harness run exists on this Docker engine (start one with `python -m harness up`)")
+        _fail("no harness run exists here (start one with `python -m harness up`)")
     if len(runs) > 1:
         _fail(f"{len(runs)} harness runs exist ({', '.join(runs)}): name one")
     return next(iter(runs))
@@ -156,17 +171,18 @@ def _age(created: str) -> str:
 
 
 def cmd_runs(args):
-    """Every run on the engine with its state, owner and age (what gc would do)."""
+    """Every run here (every backend) with its state, owner and age (what gc would do)."""
     runs = _runs()
     if not runs:
-        print("no harness run exists on this Docker engine")
+        print("no harness run exists here")
     for run_id, info in sorted(runs.items()):
         state, why = _state(run_id, info)
-        print(f"{run_id:24} {state:8} {info['topology'] or '?':14} age {_age(info['created']):>7}  {why}")
+        print(f"{run_id:24} {state:8} {info['backend']:8} {info['topology'] or '?':14} "
+              f"age {_age(info['created']):>7}  {why}")
 
 
 def cmd_status(args):
-    _ready()
+    _ready_for_runs()
     from .cluster import Cluster
     runs = _runs()
     if args.run_id is None and len(runs) != 1:
@@ -176,7 +192,7 @@ def cmd_status(args):
     state, why = _state(run_id, info)
     print(f"run {run_id}: {state} ({why})")
     t = _load(info["source"] or info["topology"])
-    backend = _platform().backend(t, run_id)
+    backend = get_platform(info["backend"]).backend(t, run_id)
     if not backend.exists():
         _fail(f"run {run_id}: nodes are missing (use `python -m harness down {run_id}`)")
     cluster = Cluster(backend)
@@ -197,7 +213,7 @@ def cmd_status(args):
 def _backend_of(run_id: str):
     """The backend object of an existing run, or a one-line error."""
     info = _runs()[run_id]
-    backend = _platform().backend(_load(info["source"] or info["topology"]), run_id)
+    backend = get_platform(info["backend"]).backend(_load(info["source"] or info["topology"]), run_id)
     if not backend.exists():
         _fail(f"run {run_id}: nodes are missing (use `ha-harness down {run_id}`)")
     return backend
@@ -208,7 +224,7 @@ def cmd_shell(args):
     if len(args.target) > 2:
         _fail(f"shell takes [RUN] NODE, got {' '.join(args.target)!r} (a command goes after --)")
     run_arg, args.node = (args.target[0] if len(args.target) == 2 else args.run_id), args.target[-1]
-    _ready()
+    _ready_for_runs()
     run_id = _pick_run(run_arg)
     backend = _backend_of(run_id)
     names = [n.name for n in backend.topology.nodes]
@@ -220,7 +236,7 @@ def cmd_shell(args):
 
 def cmd_logs(args):
     """Journals, service logs, the CIB, crm_mon and crm_report of every node in one archive."""
-    _ready()
+    _ready_for_runs()
     from . import nodelogs
     from pathlib import Path
     run_id = _pick_run(args.run_id)
@@ -244,13 +260,13 @@ def _remove(run_id: str, force: bool) -> list[str]:
         if not force:
             raise
     try:
-        return _platform().remove_run(run_id)
+        return _platform_of(run_id).remove_run(run_id)
     finally:
         lock.release()
 
 
 def cmd_down(args):
-    _ready()
+    _ready_for_runs()
     run_id = _pick_run(args.run_id)
     try:
         removed = _remove(run_id, args.force)
@@ -273,8 +289,7 @@ def gc_plan(runs: dict, states: dict, kept: bool, force: bool) -> tuple[list, li
 
 
 def cmd_gc(args):
-    _ready()
-    platform = _platform()
+    _ready_for_runs()
     runs = _runs()
     remove, spare = gc_plan(runs, {r: _state(r, i) for r, i in runs.items()}, args.kept, args.force)
     removed = []
@@ -287,9 +302,10 @@ def cmd_gc(args):
         except RunBusy as e:       # a command took it since we looked
             spare.append((run_id, str(e)))
     if not args.dry_run:
-        removed += [f"build tree {p}" for p in platform.remove_stale_builds()]
-        if args.images:
-            removed += [f"image {t}" for t in platform.remove_images()]
+        for platform in _platforms():
+            removed += [f"build tree {p}" for p in platform.remove_stale_builds()]
+            if args.images:
+                removed += [f"image {t}" for t in platform.remove_images()]
     for line in removed:
         print(f"removed {line}")
     for run_id, why in spare:
@@ -452,7 +468,7 @@ def main(argv=None):
     s.set_defaults(fn=cmd_images)
     s = sub.add_parser("up", help="bring a cluster up and keep it")
     s.add_argument("topology", nargs="?", default="ha-2node")
-    s.add_argument("--backend", default="docker")
+    s.add_argument("--backend", default="docker", choices=BACKENDS)
     s.add_argument("--run-id")
     s.add_argument("--keep-failed", action="store_true", help="keep the nodes if bring-up fails (debugging)")
     s.add_argument("--wait", type=float, default=60.0,
@@ -551,7 +567,7 @@ def main(argv=None):
     s.add_argument("--min-effect", type=float, default=0.5,
                    help="seconds a median shift must reach to count as slower/faster (default 0.5)")
     s.add_argument("--reports-dir", default="reports", help="writes DIR/ab-<time>-<topology>/ (default: reports)")
-    s.add_argument("--backend", default="docker")
+    s.add_argument("--backend", default="docker", choices=BACKENDS)
     s.add_argument("--keep-cluster", action="store_true", help="leave the A/B cluster up afterwards")
     s.add_argument("--rejudge", metavar="AB_DIR", help="only compare again the sessions of a finished A/B "
                                                        "(e.g. with another --confidence/--min-effect); runs nothing")

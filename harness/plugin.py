@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from .backends import BACKENDS
 from . import checkers, topology as topo_mod
 from .cluster import ClusterError
 from .faults import Nemesis
@@ -57,7 +58,7 @@ def pytest_addoption(parser):
     g.addoption("--topology", default="ha-2node",
                 help="topology YAML file or directory, else a name from ./topologies/ or a shipped one "
                      "(default: ha-2node)")
-    g.addoption("--backend", default="docker", choices=["docker"], help="node backend (default: docker)")
+    g.addoption("--backend", default="docker", choices=BACKENDS, help="node backend (default: docker)")
     g.addoption("--keep-cluster", action="store_true",
                 help="reuse a kept cluster of this topology if one exists, and keep it afterwards")
     g.addoption("--reports-dir", default="reports", help="where run reports go (default: reports/)")

@@ -186,6 +186,10 @@ class Platform(abc.ABC):
     def prepare_host(self, say=print) -> None:
         """Install and start what the backend needs (idempotent)."""
 
+    def available(self) -> bool:
+        """This backend's runs can be listed and removed here now (cheap: no host checks)."""
+        return not self.host_problems()
+
     def check_host(self) -> None:
         found = self.host_problems()
         if found:

@@ -386,6 +386,10 @@ class DockerPlatform(Platform):
         from . import dockerhost
         dockerhost.prepare(say)
 
+    def available(self) -> bool:
+        from . import dockerhost
+        return dockerhost.engine_answers()
+
     def ensure_images(self, layers, log=print, rebuild: bool = False) -> list:
         from . import dockerimages
         return dockerimages.ensure_images(client(), layers=layers, log=log, rebuild=rebuild)

@@ -323,6 +323,9 @@ class VagrantPlatform(Platform):
     def prepare_host(self, say=print) -> None:
         prepare(say)
 
+    def available(self) -> bool:
+        return bool(_which("virsh")) and daemon_answers(DAEMON_SOCKETS["libvirtd"])
+
     def version(self) -> str | None:
         return version()
 

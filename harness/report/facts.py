@@ -105,6 +105,16 @@ def backend_version(backend: str) -> str | None:
         return None
 
 
+def clock_alignment(backend) -> str:
+    """How node clocks line up with the probes' (the host's), as the backend last measured
+    them: containers share the host's clock; VMs have their own (Backend.clock_offset)."""
+    clock = (backend.describe() or {}).get("clock") if backend is not None else None
+    if not clock:
+        return "the host's clock (nodes share it)"
+    return "; ".join(f"{host} {c['offset_s']:+.3f} s (error ±{c['error_s']:.3f} s)"
+                     for host, c in sorted(clock.items())) + " (applied to journal milestones)"
+
+
 def host_facts(backend: str | None = "docker") -> dict:
     return {"kernel": platform.release(), "os": _os_release(), "machine": platform.machine(),
             "python": platform.python_version(), "pytest": _version("pytest"),

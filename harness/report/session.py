@@ -25,7 +25,8 @@ def run_fields(run, topology_name: str | None, started_wall: float, exit_status:
         started_wall=round(started_wall, 3), finished_wall=round(time.time(), 3), exit_status=int(exit_status),
         junit=_junit_ref(junit, run_dir), timings=timings, packages=cf.get("packages"),
         packages_node=cf.get("packages_node"), resource_agents=cf.get("resource_agents"),
-        host=facts.host_facts(backend), fact_errors=cf.get("fact_errors"), resets=[r.to_dict() for r in resets],
+        host={**facts.host_facts(backend), **({"node_clocks": facts.clock_alignment(run.backend)} if run else {})},
+        fact_errors=cf.get("fact_errors"), resets=[r.to_dict() for r in resets],
         agent_gate=cf.get("agent_gate"))
 
 
