@@ -4,9 +4,12 @@ after a hard kill (median of N kills, each from a recorded history), memory per 
 
     python benchmarks/foundation.py --topology ha-2node --kills 5 [--cold]
     python benchmarks/foundation.py --topology os-ap-2node --kills 3
+    python benchmarks/foundation.py --backend docker --backend vagrant --kills 5
 
---cold removes the cached node images first so the build is measured from scratch.
-Every failover figure comes from probe samples (interval stated) kept under reports/bench-*/.
+--cold removes the backend's cached images (Docker: the node images; Vagrant: its boxes,
+built again from the Docker layers) so the build is measured from scratch. With several
+--backend, each runs in turn (one cluster at a time) and a table sets their figures side by
+side. Every failover figure comes from probe samples (interval stated) kept under reports/bench-*/.
 """
 from __future__ import annotations
 
@@ -20,15 +23,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import topology  # noqa: E402
-from harness.backends import get_platform  # noqa: E402
+from harness.backends import BACKENDS, get_platform  # noqa: E402
 from harness.faults import Nemesis  # noqa: E402
 from harness.history import History  # noqa: E402
 from harness.run import ClusterRun  # noqa: E402
 from harness.scenario import Scenario  # noqa: E402
 
 
-def build_times(topo, cold: bool) -> dict:
-    platform = get_platform("docker")
+def build_times(topo, cold: bool, backend: str) -> dict:
+    platform = get_platform(backend)
     if cold:
         platform.remove_images()
     t = time.monotonic()
@@ -62,9 +65,61 @@ def one_kill(run, out_dir: Path, i: int, interval: float) -> dict:
             "downtime_s": downs, "worst_downtime_s": max((v for v in downs.values() if v is not None), default=None)}
 
 
+def exec_cost(run, n: int = 20) -> dict:
+    """Seconds one command in a node costs from the harness (`true`, n times)."""
+    node, took = run.topology.nodes[0].name, []
+    for _ in range(n):
+        t = time.monotonic()
+        run.backend.exec(node, ["true"], timeout=30)
+        took.append(time.monotonic() - t)
+    return {"median_s": round(statistics.median(took), 4), "max_s": round(max(took), 4), "n": n}
+
+
+def measure(topo, backend: str, args, out_dir: Path) -> dict:
+    get_platform(backend).check_host()
+    figures = {"backend": backend, "topology": topo.name, "probe_interval_s": args.interval,
+               "images": build_times(topo, args.cold, backend)}
+    run = ClusterRun(topo, backend=backend, log=lambda m: None)
+    try:
+        run.up()
+        figures["bring_up_s"] = round(run.timings.bring_up_s, 1)
+        figures["create_s"] = round(run.timings.create_s, 1)
+        figures["exec"] = exec_cost(run)
+        time.sleep(5)    # let memory settle after start
+        figures["memory_mib"] = {n.name: round(run.backend.memory_bytes(n.name) / 2**20, 1)
+                                 for n in run.topology.nodes}
+        kills = [one_kill(run, out_dir / backend, i, args.interval) for i in range(args.kills)]
+    finally:
+        run.down()
+    figures["kills"] = kills
+    for key in ("vip_move_s", "worst_downtime_s"):
+        values = [k[key] for k in kills if k[key] is not None]
+        figures[f"median_{key}"] = statistics.median(values) if values else None
+        figures[f"range_{key}"] = [min(values), max(values)] if values else None
+    return figures
+
+
+ROWS = (("image/box build, first (s)", lambda f: f["images"]["first_s"]),
+        ("image/box build, warm (s)", lambda f: f["images"]["warm_s"]),
+        ("bring-up (s)", lambda f: f["bring_up_s"]), ("  of which nodes created (s)", lambda f: f["create_s"]),
+        ("one exec (median s)", lambda f: f["exec"]["median_s"]),
+        ("VIP move after a kill (median s)", lambda f: f["median_vip_move_s"]),
+        ("worst client downtime (median s)", lambda f: f["median_worst_downtime_s"]),
+        ("memory per node (max MiB)", lambda f: max(f["memory_mib"].values())))
+
+
+def table(results: list[dict]) -> str:
+    lines = [f"{'':36}" + "".join(f"{r['backend']:>12}" for r in results)]
+    for label, get in ROWS:
+        lines.append(f"{label:36}" + "".join(f"{get(r) if get(r) is not None else '-':>12}" for r in results))
+    return "\n".join(lines)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--topology", default="ha-2node")
+    p.add_argument("--backend", action="append", choices=BACKENDS,
+                   help="repeat to compare backends (default: docker)")
     p.add_argument("--kills", type=int, default=5)
     p.add_argument("--cold", action="store_true")
     p.add_argument("--interval", type=float, default=0.1)
@@ -73,27 +128,12 @@ def main():
         topo = topology.load_named(args.topology)
     except topology.TopologyError as e:
         p.error(str(e))
-    get_platform("docker").check_host()
     out_dir = Path("reports") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}-{topo.name}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = {"topology": topo.name, "probe_interval_s": args.interval, "images": build_times(topo, args.cold)}
-    run = ClusterRun(topo, log=lambda m: None)
-    try:
-        run.up()
-        figures["bring_up_s"] = round(run.timings.bring_up_s, 1)
-        time.sleep(5)    # let memory settle after start
-        figures["memory_mib"] = {n.name: round(run.backend.memory_bytes(n.name) / 2**20, 1)
-                                 for n in run.topology.nodes}
-        kills = [one_kill(run, out_dir, i, args.interval) for i in range(args.kills)]
-    finally:
-        run.down()
-    figures["kills"] = kills
-    for key in ("vip_move_s", "worst_downtime_s"):
-        values = [k[key] for k in kills if k[key] is not None]
-        figures[f"median_{key}"] = statistics.median(values) if values else None
-        figures[f"range_{key}"] = [min(values), max(values)] if values else None
-    (out_dir / "figures.json").write_text(json.dumps(figures, indent=2))
-    print(json.dumps(figures, indent=2))
+    results = [measure(topo, backend, args, out_dir) for backend in dict.fromkeys(args.backend or ["docker"])]
+    (out_dir / "figures.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    print(table(results))
     print(f"histories: {out_dir}")
 
 

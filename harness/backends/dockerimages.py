@@ -20,13 +20,14 @@ import yaml
 
 from ..images import HERE, LAYERS
 from ..labels import IMAGE_LABEL
+from . import BackendError
 
 REPO = "ha-harness"
 LOCK_FILE = "/var/lock/ha-harness-images.lock"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 
-class ImageBuildError(RuntimeError):
+class ImageBuildError(BackendError):
     pass
 
 

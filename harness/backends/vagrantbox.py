@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from ..labels import IMAGE_LABEL, PREFIX
-from .dockerimages import BuildResult, ImageBuildError, layer_tag
+from .dockerimages import REPO, BuildResult, ImageBuildError, _tree_hash
 
 BOX_LAYER = Path(__file__).parent / "templates" / "box"
 WORK_DIR = Path("/var/tmp")
@@ -56,7 +56,7 @@ def _lock():
 
 
 def box_layer_tag(below: str) -> str:
-    return layer_tag("box", below)
+    return f"{REPO}/box:{_tree_hash(BOX_LAYER, below)}"
 
 
 def _build_box_layer(client, below: str, tag: str, log) -> None:
@@ -69,7 +69,9 @@ def _build_box_layer(client, below: str, tag: str, log) -> None:
         stream = client.api.build(path=ctx, tag=tag, network_mode="host", rm=True, forcerm=True,
                                   buildargs={"BASE": below, "PACKAGES": " ".join(r["include"]),
                                              "BOX_USER": r["user"]},
-                                  labels={IMAGE_LABEL: "box"}, decode=True)
+                                  labels={IMAGE_LABEL: "box"}, decode=True,
+                                  # lowest CPU weight: a build beside a running cluster yields to it
+                                  container_limits={"cpushares": 2})
         tail: list[str] = []
         for chunk in stream:
             if "error" in chunk:

@@ -68,6 +68,8 @@ def record_from_run_dir(run_dir: Path) -> dict:
         pass
     started, finished = run.get("started_wall"), run.get("finished_wall")
     name = run.get("topology") or re.sub(r"^\d{8}-\d{6}-", "", Path(run_dir).name)
+    if run.get("backend") not in (None, "docker"):
+        name += f" on {run['backend']}"          # the same topology may run on two backends
     return {"topology": name, "args": [], "state": "ran", "exit_code": run.get("exit_status"),
             "wall_s": finished - started if started and finished else None, "run_dir": str(run_dir),
             "selected": None}
