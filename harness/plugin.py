@@ -232,6 +232,13 @@ def cluster(cluster_run):
     return cluster_run.cluster
 
 
+@pytest.fixture
+def hosts(cluster):
+    """testinfra hosts of the nodes: `hosts["node1"].service("corosync").is_running`."""
+    from .hosts import Hosts
+    return Hosts(cluster.backend)
+
+
 def managed_services(topo) -> list[tuple[str, str]]:
     """(resource id, systemd unit) of every resource that runs a daemon through a unit."""
     found = []

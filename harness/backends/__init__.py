@@ -137,6 +137,10 @@ class Backend(abc.ABC):
         """(epoch, what) of every power action the fence device carried out or refused."""
         return []
 
+    def testinfra_spec(self, node: str) -> str:
+        """How testinfra reaches the node (harness/hosts.py)."""
+        raise BackendError(f"the {self.name} backend hands out no testinfra hosts")
+
     def clock_offset(self, node: str) -> float:
         """Seconds the node's clock is ahead of the host's (0: containers share the host's)."""
         return 0.0

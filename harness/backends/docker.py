@@ -180,6 +180,9 @@ class DockerBackend(Backend):
         tty = ["-it"] if command is None or sys.stdin.isatty() else ["-i"]
         return ["docker", "exec", *tty, self.container_name(node), *(command or ["bash", "-l"])]
 
+    def testinfra_spec(self, node: str) -> str:
+        return f"docker://{self.container_name(node)}"
+
     # ------------------------------------------------------------ node-level actions
     def kill(self, node: str) -> None:
         self._container(node).kill()

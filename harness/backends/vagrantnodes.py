@@ -86,6 +86,10 @@ class VagrantBackend(Backend):
     # ------------------------------------------------------------ lifecycle
     def create(self, image: str) -> None:
         from .vagrant import accelerator, render_vagrantfile
+        if self.topology.shared_volumes:
+            raise BackendError(f"{self.topology.name}: shared volumes "
+                               f"({', '.join(v.name for v in self.topology.shared_volumes)}) are not "
+                               "built for VMs yet; this topology runs on the Docker backend")
         self.topology = self.topology.relocated(next(free_subnets(self.topology.subnet, CLUSTER_POOL)))
         mgmt = next(free_subnets(str(next(MGMT_POOL.subnets(new_prefix=24))), MGMT_POOL))
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -193,6 +197,10 @@ class VagrantBackend(Backend):
     def login_argv(self, node: str, command: list[str] | None = None) -> list[str]:
         remote = shlex.join(["sudo", "-i", *(command or [])])
         return self._ssh(node, remote, tty=True)
+
+    def testinfra_spec(self, node: str) -> str:
+        # the run's own persistent connection (ControlMaster=auto reuses it)
+        return f"ssh://{node}?ssh_config={self.ssh_config}&sudo=true&controlpath={self._control_path(node)}"
 
     # ------------------------------------------------------------ clocks
     def measure_clock(self, host: str) -> dict:

@@ -39,19 +39,21 @@ def test_agent_passes_ocf_tester(cluster, node):
     assert r.rc == 0 and "passed all tests" in r.out, r.out + r.err
 
 
-def test_monitor_fails_when_api_is_dead_but_process_alive(cluster, node):
+def test_monitor_fails_when_api_is_dead_but_process_alive(cluster, hosts, node):
     assert agent(cluster, node, "start").rc == 0
     assert agent(cluster, node, "monitor").rc == 0
+    assert hosts[node].service(UNIT).is_running
     # freeze every process of the unit: the PID is alive, the API does not answer
     cluster.backend.exec(node, f"systemctl kill -s STOP {UNIT}")
-    pid = cluster.backend.exec(node, f"systemctl show -p MainPID --value {UNIT}").out.strip()
-    assert cluster.backend.exec(node, f"kill -0 {pid}", check=False).rc == 0
+    pid = int(hosts[node].service(UNIT).systemd_properties["MainPID"])
+    assert hosts[node].process.get(pid=pid).state.startswith("T")       # stopped, not gone
     hung = agent(cluster, node, "monitor")
     assert hung.rc == 1, (hung.rc, hung.out, hung.err)          # OCF_ERR_GENERIC, not "running"
     assert "does not answer" in hung.err + hung.out
     cluster.backend.exec(node, f"systemctl kill -s CONT {UNIT}")
     assert agent(cluster, node, "monitor").rc == 0
     assert agent(cluster, node, "stop").rc == 0
+    assert not hosts[node].service(UNIT).is_running
     assert agent(cluster, node, "monitor").rc == 7                # OCF_NOT_RUNNING
 
 
