@@ -21,6 +21,7 @@ from ..ownership import process_start, unmark_kept
 from ..topology import QNETD
 from . import Backend, BackendError, ExecResult, Platform, host_routes
 from . import free_subnets as _free_subnets
+from .fencegate import GateFencing
 
 # --privileged fails on these hosts (CAP_SYS_RESOURCE is not grantable); this set runs systemd.
 NODE_HOST_CONFIG = dict(
@@ -60,7 +61,7 @@ def free_subnets(cli, wanted: str):
     return _free_subnets(wanted, CANDIDATE_POOL, used_subnets(cli))
 
 
-class DockerBackend(Backend):
+class DockerBackend(GateFencing, Backend):
     name = "docker"
 
     def __init__(self, topology, run_id: str):
@@ -265,34 +266,16 @@ class DockerBackend(Backend):
                     return int((base / usage_file).read_text()) - int(values.get(inactive, 0))
         return None
 
-    # ------------------------------------------------------------ fencing
-    FENCE_DIR = "/etc/ha-harness/fence"
+    # ------------------------------------------------------------ fencing (fencegate.GateFencing)
+    def gate_address(self) -> str:
+        """The bridge's gateway: the host side of the run's network."""
+        return self.cli.networks.get(self.network_name).attrs["IPAM"]["Config"][0]["Gateway"]
 
-    def fence_device(self) -> tuple[str, dict]:
-        """fence_docker in the nodes, through this run's fence gate on the bridge's gateway
-        (started here if needed; the nodes get its CA and client certificate)."""
-        from .fencegate import PORT, ensure_gate
-        net = self.cli.networks.get(self.network_name)
-        gateway = net.attrs["IPAM"]["Config"][0]["Gateway"]
-        certs = ensure_gate(self.run_id, gateway)
-        for node in self.topology.nodes:
-            for path in (certs.ca, certs.client, certs.client_key):
-                self.copy(node.name, path.read_bytes(), f"{self.FENCE_DIR}/{path.name}", mode=0o600)
-        api = self.cli.version()["ApiVersion"]
-        host_map = ";".join(f"{n.name}:{self.container_name(n.name)}" for n in self.topology.nodes)
-        return "stonith:fence_docker", {
-            "ip": gateway, "ipport": str(PORT), "ssl_secure": "1", "api_version": api,
-            "tlscacert": f"{self.FENCE_DIR}/{certs.ca.name}", "tlscert": f"{self.FENCE_DIR}/{certs.client.name}",
-            "tlskey": f"{self.FENCE_DIR}/{certs.client_key.name}", "pcmk_host_map": host_map}
+    def gate_api_version(self) -> str:
+        return self.cli.version()["ApiVersion"]
 
-    def fence_device_broken(self, broken: bool) -> None:
-        from .fencegate import set_out_of_service
-        set_out_of_service(self.run_id, broken)
-
-    def fence_events(self, since_wall: float, until_wall: float) -> list[tuple[float, str]]:
-        from .fencegate import fence_events
-        return fence_events(self.run_id, since_wall, until_wall,
-                            {self.container_name(n.name): n.name for n in self.topology.nodes})
+    def power_name(self, node: str) -> str:
+        return self.container_name(node)
 
     def describe(self) -> dict:
         return {**super().describe(), "network": self.network_name, "subnet": self.topology.subnet,

@@ -389,6 +389,41 @@ def fence_events(run_id: str, since_wall: float, until_wall: float, nodes: dict[
     return out
 
 
+class GateFencing:
+    """A backend's fencing through the run's gate (mixin): fence_docker in the nodes, the
+    gate on the host side of the run's network. The backend says where the gate listens,
+    which engine it speaks to, the API version to announce and each node's power name."""
+    FENCE_DIR = "/etc/ha-harness/fence"
+    gate_engine = "docker"
+
+    def gate_address(self) -> str: ...
+
+    def gate_api_version(self) -> str: ...
+
+    def power_name(self, node: str) -> str: ...
+
+    def fence_device(self) -> tuple[str, dict]:
+        """fence_docker in the nodes, through this run's gate (started here if needed; the
+        nodes get its CA and client certificate)."""
+        address = self.gate_address()
+        certs = ensure_gate(self.run_id, address, engine=self.gate_engine)
+        for node in self.topology.nodes:
+            for path in (certs.ca, certs.client, certs.client_key):
+                self.copy(node.name, path.read_bytes(), f"{self.FENCE_DIR}/{path.name}", mode=0o600)
+        host_map = ";".join(f"{n.name}:{self.power_name(n.name)}" for n in self.topology.nodes)
+        return "stonith:fence_docker", {
+            "ip": address, "ipport": str(PORT), "ssl_secure": "1", "api_version": self.gate_api_version(),
+            "tlscacert": f"{self.FENCE_DIR}/{certs.ca.name}", "tlscert": f"{self.FENCE_DIR}/{certs.client.name}",
+            "tlskey": f"{self.FENCE_DIR}/{certs.client_key.name}", "pcmk_host_map": host_map}
+
+    def fence_device_broken(self, broken: bool) -> None:
+        set_out_of_service(self.run_id, broken)
+
+    def fence_events(self, since_wall: float, until_wall: float) -> list[tuple[float, str]]:
+        return fence_events(self.run_id, since_wall, until_wall,
+                            {self.power_name(n.name): n.name for n in self.topology.nodes})
+
+
 def main(argv: list[str]) -> None:
     run_id, gateway, directory, kind = (*argv, "docker")[:4]
     from ..labels import PREFIX

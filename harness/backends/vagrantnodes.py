@@ -22,12 +22,12 @@ from ..labels import PREFIX
 from ..ownership import process_start
 from ..topology import QNETD
 from . import Backend, BackendError, ExecResult, free_subnets
+from .fencegate import GateFencing
 
 RUNS_DIR = Path("/var/lib/ha-harness/vagrant")
 MGMT_POOL = ipaddress.ip_network("192.168.120.0/21")    # management /24s for Vagrant's SSH
 CLUSTER_POOL = ipaddress.ip_network("10.214.0.0/16")
 BOOT_TIMEOUT = 900           # TCG guests boot slowly, several at once on 2 cores slower still
-FENCE_DIR = "/etc/ha-harness/fence"
 
 
 def virsh(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -48,7 +48,7 @@ def run_dir(run_id: str) -> Path:
     return RUNS_DIR / run_id
 
 
-class VagrantBackend(Backend):
+class VagrantBackend(GateFencing, Backend):
     name = "vagrant"
     cluster_nic = "eth1"          # eth0 is Vagrant's management network (SSH only)
 
@@ -303,32 +303,18 @@ class VagrantBackend(Backend):
         stats = dict(line.split()[:2] for line in r.stdout.splitlines() if len(line.split()) >= 2)
         return int(stats["rss"]) * 1024 if "rss" in stats else None
 
-    # ------------------------------------------------------------ fencing
-    def gateway(self) -> str:
+    # ------------------------------------------------------------ fencing (fencegate.GateFencing)
+    gate_engine = "libvirt"           # the gate answers for this run's libvirt domains
+
+    def gate_address(self) -> str:
+        """The host's address on the cluster network (vagrant-libvirt gives it the first one)."""
         return str(ipaddress.ip_network(self.topology.subnet).network_address + 1)
 
-    def fence_device(self) -> tuple[str, dict]:
-        """fence_docker in the VMs, through this run's fence gate on the host's address of the
-        cluster network, answering for this run's libvirt domains (fencegate.LibvirtEngine)."""
-        from .fencegate import PORT, ensure_gate
-        certs = ensure_gate(self.run_id, self.gateway(), engine="libvirt")
-        for node in self.topology.nodes:
-            for path in (certs.ca, certs.client, certs.client_key):
-                self.copy(node.name, path.read_bytes(), f"{FENCE_DIR}/{path.name}", mode=0o600)
-        host_map = ";".join(f"{n.name}:{self.domain(n.name)}" for n in self.topology.nodes)
-        return "stonith:fence_docker", {
-            "ip": self.gateway(), "ipport": str(PORT), "ssl_secure": "1", "api_version": "1.41",
-            "tlscacert": f"{FENCE_DIR}/{certs.ca.name}", "tlscert": f"{FENCE_DIR}/{certs.client.name}",
-            "tlskey": f"{FENCE_DIR}/{certs.client_key.name}", "pcmk_host_map": host_map}
+    def gate_api_version(self) -> str:
+        return "1.41"                 # any version fence_docker accepts: the gate is not Docker
 
-    def fence_device_broken(self, broken: bool) -> None:
-        from .fencegate import set_out_of_service
-        set_out_of_service(self.run_id, broken)
-
-    def fence_events(self, since_wall: float, until_wall: float) -> list[tuple[float, str]]:
-        from .fencegate import fence_events
-        return fence_events(self.run_id, since_wall, until_wall,
-                            {self.domain(n.name): n.name for n in self.topology.nodes})
+    def power_name(self, node: str) -> str:
+        return self.domain(node)
 
     def describe(self) -> dict:
         return {**super().describe(), "directory": str(self.dir), "subnet": self.topology.subnet,
