@@ -3,7 +3,8 @@ offline, driven from outside with virsh and from inside over SSH.
 
 Each run has a directory (RUNS_DIR/<run>) with its Vagrantfile, Vagrant's state, the
 ssh-config and who owns it (run.json). Commands go over one persistent SSH connection per
-VM (an OpenSSH control master; each exec is a session on it, not a new login). The VMs'
+VM (an OpenSSH control master; each exec is a session on it, not a new login), as root
+with Vagrant's key (the box authorizes it for root too: no sudo per command). The VMs'
 clocks are their own: they are set from the host's at bring-up, after every boot and
 resume, and their remaining offset is measured and reported (`clock`).
 """
@@ -138,7 +139,7 @@ class VagrantBackend(GateFencing, Backend):
         return str(self.dir / f"ssh-{host}.sock")
 
     def _ssh(self, host: str, remote: str, *, tty: bool = False) -> list[str]:
-        return ["ssh", "-F", str(self.ssh_config), "-o", f"ControlPath={self._control_path(host)}",
+        return ["ssh", "-F", str(self.ssh_config), "-l", "root", "-o", f"ControlPath={self._control_path(host)}",
                 "-o", "ControlMaster=no", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
                 *(["-t"] if tty else []), host, "--", remote]
 
@@ -146,7 +147,7 @@ class VagrantBackend(GateFencing, Backend):
         """The host's persistent connection, opened when missing (first use, after a boot)."""
         if os.path.exists(self._control_path(host)):
             return
-        subprocess.run(["ssh", "-F", str(self.ssh_config), "-o", f"ControlPath={self._control_path(host)}",
+        subprocess.run(["ssh", "-F", str(self.ssh_config), "-l", "root", "-o", f"ControlPath={self._control_path(host)}",
                         "-o", "ControlMaster=yes", "-o", "ControlPersist=600", "-o", "BatchMode=yes",
                         "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
                         "-fN", host], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -163,7 +164,7 @@ class VagrantBackend(GateFencing, Backend):
             return ExecResult(125, "", f"{host} is {'frozen' if host in self._frozen else 'down'}")
         self._master(host)
         try:
-            done = subprocess.run(self._ssh(host, shlex.join(["sudo", "-n", *argv])), input=stdin,
+            done = subprocess.run(self._ssh(host, shlex.join(argv)), input=stdin,
                                   capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             self._close(host)
@@ -188,19 +189,18 @@ class VagrantBackend(GateFencing, Backend):
 
     def fetch(self, node: str, path: str) -> bytes:
         self._master(node)
-        done = subprocess.run(self._ssh(node, shlex.join(["sudo", "-n", "cat", path])), capture_output=True,
+        done = subprocess.run(self._ssh(node, shlex.join(["cat", path])), capture_output=True,
                               timeout=120)
         if done.returncode != 0:
             raise BackendError(f"{node}: cannot read {path}: {done.stderr.decode(errors='replace').strip()[:200]}")
         return done.stdout
 
     def login_argv(self, node: str, command: list[str] | None = None) -> list[str]:
-        remote = shlex.join(["sudo", "-i", *(command or [])])
-        return self._ssh(node, remote, tty=True)
+        return self._ssh(node, shlex.join(command) if command else "bash -l", tty=True)
 
     def testinfra_spec(self, node: str) -> str:
         # the run's own persistent connection (ControlMaster=auto reuses it)
-        return f"ssh://{node}?ssh_config={self.ssh_config}&sudo=true&controlpath={self._control_path(node)}"
+        return f"ssh://root@{node}?ssh_config={self.ssh_config}&controlpath={self._control_path(node)}"
 
     # ------------------------------------------------------------ clocks
     def measure_clock(self, host: str) -> dict:

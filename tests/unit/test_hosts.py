@@ -33,4 +33,4 @@ def test_backends_say_how_testinfra_reaches_a_node():
     from harness.backends import get_backend
     t = topology.load_named("ha-2node")
     assert get_backend("vagrant", t, "r1").testinfra_spec("node1").startswith(
-        "ssh://node1?ssh_config=/var/lib/ha-harness/vagrant/r1/ssh-config&sudo=true")
+        "ssh://root@node1?ssh_config=/var/lib/ha-harness/vagrant/r1/ssh-config&controlpath=")
