@@ -17,6 +17,7 @@ stonith device passes `api_version`.
 """
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
@@ -118,11 +119,11 @@ class LibvirtEngine:
 
     def own(self, run_id: str) -> list[dict]:
         out = []
-        for line in self.virsh("list", "--all", "--uuid", "--name").splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1].startswith(f"{self.prefix}-{run_id}-"):
-                running = self._running(parts[1])
-                out.append({"Id": parts[0].replace("-", ""), "Names": [f"/{parts[1]}"],
+        for domain in self.virsh("list", "--all", "--name").split():
+            if domain.startswith(f"{self.prefix}-{run_id}-"):
+                running = self._running(domain)
+                # a container id is 64 hex digits: the domain name's hash stands in for it
+                out.append({"Id": hashlib.sha256(domain.encode()).hexdigest(), "Names": [f"/{domain}"],
                             "State": "running" if running else "exited",
                             "Status": "Up" if running else "Exited (137)"})
         return out

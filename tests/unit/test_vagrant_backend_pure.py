@@ -30,7 +30,7 @@ class FakeVirsh:
     def __call__(self, *args):
         self.calls.append(args)
         if args[0] == "list":
-            return "".join(f"{i:08x}-0000-0000-0000-000000000000 {d}\n" for i, d in enumerate(self.states))
+            return "".join(f"{d}\n" for d in self.states)
         if args[0] == "domstate":
             return self.states[args[1]] + "\n"
         if args[0] == "destroy":
