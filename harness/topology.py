@@ -15,7 +15,7 @@ import yaml
 
 AGENT_CLASSES = ("ocf", "systemd", "service", "lsb", "stonith")
 ORDER_KINDS = ("Mandatory", "Optional", "Serialize")
-PLACEHOLDER = re.compile(r"\$\{(vip|node)\.([A-Za-z0-9_-]+)(?:\.(ip|prefix))?\}")
+PLACEHOLDER = re.compile(r"\$\{(vip|node|cluster)\.([A-Za-z0-9_-]+)(?:\.(ip|prefix))?\}")
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 RSC_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 
@@ -295,6 +295,9 @@ class Topology:
     # cores the topology needs to be judged (`host: {min_cpus: N}`): on a smaller host a failure
     # with the CPU saturated throughout is the host's, reported as an expected failure
     min_cpus: int = 0
+    # the nodes' interface on the cluster network, `${cluster.nic}` in resource params: the
+    # backend's (a container's eth0, a VM's eth1 beside Vagrant's management NIC)
+    cluster_nic: str = "eth0"
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -333,9 +336,11 @@ class Topology:
                 qdevice, ip=move(qdevice.ip))))
 
     def expand(self, value: Any) -> str:
-        """Resolve ${vip.NAME}, ${vip.NAME.prefix} and ${node.NAME} in a value."""
+        """Resolve ${vip.NAME}, ${vip.NAME.prefix}, ${node.NAME} and ${cluster.nic} in a value."""
         def sub(m: re.Match) -> str:
             kind, name, attr = m.groups()
+            if kind == "cluster":
+                return self.cluster_nic
             if attr == "prefix":
                 return str(self.prefixlen)
             return (self.vip(name) if kind == "vip" else self.node(name)).ip
@@ -980,5 +985,9 @@ def _check_placeholders(c: _Ctx, topo: Topology) -> None:
     for i, p in enumerate(topo.resources.primitives):
         for k, v in p.params.items():
             for kind, name, _ in PLACEHOLDER.findall(v):
-                if name not in (vips if kind == "vip" else nodes):
+                if kind == "cluster":
+                    if name != "nic":
+                        c.fail(f"resources.primitives[{i}].params.{k}", f"${{cluster.{name}}}: only "
+                                                                        "${cluster.nic} exists")
+                elif name not in (vips if kind == "vip" else nodes):
                     c.fail(f"resources.primitives[{i}].params.{k}", f"${{{kind}.{name}}} names no such {kind}")

@@ -44,6 +44,8 @@ class Backend(abc.ABC):
     cluster_nic = "eth0"
 
     def __init__(self, topology, run_id: str):
+        import dataclasses
+        topology = dataclasses.replace(topology, cluster_nic=self.cluster_nic)   # ${cluster.nic}
         self.topology = topology
         self.original_topology = topology    # before create() relocates it to a free subnet
         self.run_id = run_id

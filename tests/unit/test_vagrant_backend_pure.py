@@ -71,3 +71,23 @@ def test_fence_events_name_nodes_and_refusals(monkeypatch):
     monkeypatch.setattr("harness.backends.fencegate.requests_since", lambda run, t: [e for e in log if e["t"] >= t])
     assert fence_events("r1", 0, 50, {"d-node1": "node1", "d-node2": "node2"}) == [
         (11.0, "fence device: restart node2 done"), (12.0, "fence device: inspect node1 REFUSED (HTTP 503)")]
+
+
+def test_the_vip_goes_on_the_backends_cluster_nic():
+    from harness import topology
+    from harness.backends import get_backend
+    from harness.provision import render_cib
+    t = topology.load_named("ha-2node")
+    assert " nic=eth1 " in render_cib(get_backend("vagrant", t, "r1").topology)
+    assert " nic=eth0 " in render_cib(t)          # containers: the default
+
+
+def test_only_cluster_nic_is_a_cluster_placeholder(tmp_path):
+    import pytest
+    import yaml
+    from harness import topology
+    raw = yaml.safe_load(topology.SHIPPED.joinpath("ha-2node.yaml").read_text())
+    raw["resources"]["primitives"][0]["params"]["nic"] = "${cluster.mtu}"
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(topology.TopologyError, match=r"only \$\{cluster.nic\} exists"):
+        topology.load(tmp_path / "t.yaml")
