@@ -10,12 +10,15 @@ resume, and their remaining offset is measured and reported (`clock`).
 """
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import shlex
 import subprocess
+import threading
 import time
+from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -59,6 +62,8 @@ class VagrantBackend(GateFencing, Backend):
         self._frozen: set[str] = set()
         self._down: set[str] = set()
         self.clock: dict[str, dict] = {}       # host -> {"offset_s", "error_s", "at"}
+        # probes and scenarios exec at once: one master per VM, opened once
+        self._master_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
     # ------------------------------------------------------------ names
     def domain(self, host: str) -> str:
@@ -143,15 +148,27 @@ class VagrantBackend(GateFencing, Backend):
                 "-o", "ControlMaster=no", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
                 *(["-t"] if tty else []), host, "--", remote]
 
-    def _master(self, host: str) -> None:
-        """The host's persistent connection, opened when missing (first use, after a boot)."""
-        if os.path.exists(self._control_path(host)):
-            return
-        subprocess.run(["ssh", "-F", str(self.ssh_config), "-l", "root", "-o", f"ControlPath={self._control_path(host)}",
-                        "-o", "ControlMaster=yes", "-o", "ControlPersist=600", "-o", "BatchMode=yes",
-                        "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
-                        "-fN", host], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=60, check=False)
+    def _master(self, host: str) -> bool:
+        """The host's persistent connection, opened when missing (first use, after a boot);
+        False when the VM is not running (fenced, crashed): no connection is tried, as
+        `docker exec` fails at once on a stopped container."""
+        with self._master_locks[host]:
+            if os.path.exists(self._control_path(host)):
+                return True
+            if self.power_state(host) not in ("running", "missing"):
+                return False
+            self._open_master(host)
+            return True
+
+    def _open_master(self, host: str) -> None:
+        # a VM that does not answer (killed, frozen, booting) gets no master: the exec then
+        # fails on its own connection attempt, as a command on a dead node does
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(["ssh", "-F", str(self.ssh_config), "-l", "root", "-o", f"ControlPath={self._control_path(host)}",
+                            "-o", "ControlMaster=yes", "-o", "ControlPersist=600", "-o", "BatchMode=yes",
+                            "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
+                            "-fN", host], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=30, check=False)
 
     def _close(self, host: str) -> None:
         if os.path.exists(self._control_path(host)):
@@ -162,7 +179,8 @@ class VagrantBackend(GateFencing, Backend):
         if host in self._frozen or host in self._down:
             # what `docker exec` answers for a paused or stopped container, without a hang
             return ExecResult(125, "", f"{host} is {'frozen' if host in self._frozen else 'down'}")
-        self._master(host)
+        if not self._master(host):
+            return ExecResult(125, "", f"{host} is {self.power_state(host)}: no SSH")
         try:
             done = subprocess.run(self._ssh(host, shlex.join(argv)), input=stdin,
                                   capture_output=True, timeout=timeout)
