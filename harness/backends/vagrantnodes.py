@@ -61,6 +61,7 @@ class VagrantBackend(GateFencing, Backend):
         self.dir = run_dir(run_id)
         self._frozen: set[str] = set()
         self._down: set[str] = set()
+        self._unsynced: set[str] = set()        # booted behind the harness's back (fencing)
         self.clock: dict[str, dict] = {}       # host -> {"offset_s", "error_s", "at"}
         # probes and scenarios exec at once: one master per VM, opened once
         self._master_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -176,9 +177,10 @@ class VagrantBackend(GateFencing, Backend):
                            capture_output=True, timeout=10, check=False)
 
     def _run(self, host: str, argv: list[str], stdin: bytes | None = None, timeout: float = 90) -> ExecResult:
-        if host in self._frozen or host in self._down:
+        gone = self._unavailable(host)
+        if gone:
             # what `docker exec` answers for a paused or stopped container, without a hang
-            return ExecResult(125, "", f"{host} is {'frozen' if host in self._frozen else 'down'}")
+            return ExecResult(125, "", f"{host} is {gone}")
         if not self._master(host):
             return ExecResult(125, "", f"{host} is {self.power_state(host)}: no SSH")
         try:
@@ -189,8 +191,26 @@ class VagrantBackend(GateFencing, Backend):
             return ExecResult(124, "", f"{host}: no answer over SSH within {timeout:.0f}s")
         if done.returncode == 255:       # SSH itself failed (e.g. fenced): drop a stale master
             self._close(host)
+        elif host in self._unsynced:
+            self._unsynced.discard(host)
+            self.sync_clock(host)
         return ExecResult(done.returncode, done.stdout.decode(errors="replace"),
                           done.stderr.decode(errors="replace"))
+
+    def _unavailable(self, host: str) -> str | None:
+        """'frozen'/'stopped' for a VM the harness froze or stopped, until it runs again: the
+        fence device may have booted it meanwhile (its clock is then set at the first command
+        that gets through)."""
+        if host not in self._frozen and host not in self._down:
+            return None
+        state = self.power_state(host)
+        if state != "running":
+            return "frozen" if state == "paused" else state
+        self._frozen.discard(host)
+        self._down.discard(host)
+        self._unsynced.add(host)
+        self._close(host)                # a master from before the power cycle is dead
+        return None
 
     def _exec(self, host: str, argv: list[str]) -> ExecResult:
         # Backend.exec wraps argv in `timeout -k 5 N`: the SSH session gets N plus a margin

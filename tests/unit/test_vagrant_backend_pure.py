@@ -91,3 +91,20 @@ def test_only_cluster_nic_is_a_cluster_placeholder(tmp_path):
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(topology.TopologyError, match=r"only \$\{cluster.nic\} exists"):
         topology.load(tmp_path / "t.yaml")
+
+
+def test_a_vm_the_fence_device_booted_again_is_usable_and_gets_its_clock_set(monkeypatch):
+    from harness import topology
+    from harness.backends.vagrantnodes import VagrantBackend
+    b = VagrantBackend(topology.load_named("ha-2node"), "r1")
+    state = {"node1": "stopped"}
+    monkeypatch.setattr(b, "power_state", lambda h: state[h])
+    monkeypatch.setattr(b, "_close", lambda h: None)
+    b._down.add("node1")                       # the harness killed it
+    r = b._run("node1", ["true"])
+    assert (r.rc, r.err) == (125, "node1 is stopped")
+    state["node1"] = "running"                 # fencing (reboot) powered it on again
+    assert b._unavailable("node1") is None and "node1" in b._unsynced and not b._down
+    b._frozen.add("node1")
+    state["node1"] = "paused"
+    assert b._unavailable("node1") == "frozen"
