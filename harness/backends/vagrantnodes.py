@@ -329,7 +329,9 @@ class VagrantBackend(GateFencing, Backend):
         if r.returncode != 0:
             return "missing"
         state = r.stdout.strip()
-        return {"running": "running", "paused": "paused", "blocked": "running"}.get(state, "stopped")
+        # "in shutdown" still runs (an ACPI shutdown under way); "shut off"/"crashed" are stopped
+        return {"running": "running", "blocked": "running", "in shutdown": "running",
+                "paused": "paused", "pmsuspended": "paused"}.get(state, "stopped")
 
     def is_plugged(self, node: str) -> bool:
         r = virsh("domif-getlink", self.domain(node), self._mac(node), check=False)
