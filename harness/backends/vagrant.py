@@ -30,7 +30,8 @@ from . import BackendError, HostNotReady, Platform
 TEMPLATES = Path(__file__).parent / "templates"
 BOX_RECIPE = TEMPLATES / "box"              # the box layer: its recipe and files
 BOOT_DIR = Path("/var/lib/ha-harness/boxes")      # the kernel and initrd of each box
-CMD_LINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0"
+# quiet: every console line is an emulated serial write, slow under TCG
+CMD_LINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet loglevel=3 systemd.show_status=false"
 DEFAULT_MGMT_SUBNET = "192.168.121.0/24"           # vagrant-libvirt's own default
 CPUS, MEMORY_MB, OPENSTACK_MEMORY_MB = 1, 2048, 3072
 QNETD_MEMORY_MB = 1024                             # the arbiter runs corosync-qnetd only

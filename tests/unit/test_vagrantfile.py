@@ -75,7 +75,7 @@ def test_direct_kernel_boot_from_the_box():
     assert f"config.vm.box = '{box}'" in text
     assert f"lv.kernel = '/var/lib/ha-harness/boxes/{box}/vmlinuz'" in text
     assert f"lv.initrd = '/var/lib/ha-harness/boxes/{box}/initrd.img'" in text
-    assert "lv.cmd_line = 'root=/dev/vda rw console=ttyS0 net.ifnames=0'" in text
+    assert "lv.cmd_line = 'root=/dev/vda rw console=ttyS0 net.ifnames=0 " in text    # eth0, eth1 by order
 
 
 def test_cpus_and_memory_per_node():
