@@ -34,6 +34,7 @@ BOOT_DIR = Path("/var/lib/ha-harness/boxes")      # the kernel and initrd of eac
 CMD_LINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet loglevel=3 systemd.show_status=false"
 DEFAULT_MGMT_SUBNET = "192.168.121.0/24"           # vagrant-libvirt's own default
 CPUS, MEMORY_MB, OPENSTACK_MEMORY_MB = 1, 2048, 3072
+BOOT_TIMEOUT = 900                                 # s until Vagrant reaches a VM over SSH
 QNETD_MEMORY_MB = 1024                             # the arbiter runs corosync-qnetd only
 RUN_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -309,7 +310,7 @@ def render_vagrantfile(topology, run_id: str, box: str, *, driver: str = "qemu",
         mgmt_subnet=str(ipaddress.ip_network(mgmt_subnet)),
         cluster_network=f"{PREFIX}-{run_id}-cluster",
         netmask=str(ipaddress.ip_network(topology.subnet).netmask),
-        kernel=kernel, initrd=initrd, cmd_line=CMD_LINE, vms=_vms(topology))
+        kernel=kernel, initrd=initrd, cmd_line=CMD_LINE, vms=_vms(topology), boot_timeout=BOOT_TIMEOUT)
 
 
 # ---------------------------------------------------------------- platform

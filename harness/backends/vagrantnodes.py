@@ -26,12 +26,12 @@ from ..labels import PREFIX
 from ..ownership import process_start
 from ..topology import QNETD
 from . import Backend, BackendError, ExecResult, free_subnets
+from .vagrant import BOOT_TIMEOUT   # TCG guests boot slowly, several at once slower still
 from .fencegate import GateFencing
 
 RUNS_DIR = Path("/var/lib/ha-harness/vagrant")
 MGMT_POOL = ipaddress.ip_network("192.168.120.0/21")    # management /24s for Vagrant's SSH
 CLUSTER_POOL = ipaddress.ip_network("10.214.0.0/16")
-BOOT_TIMEOUT = 900           # TCG guests boot slowly, several at once on 2 cores slower still
 
 
 def virsh(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
