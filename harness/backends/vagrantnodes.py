@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
+from xml.etree import ElementTree
 
 from ..labels import PREFIX
 from ..ownership import process_start
@@ -347,8 +348,12 @@ class VagrantBackend(GateFencing, Backend):
     gate_engine = "libvirt"           # the gate answers for this run's libvirt domains
 
     def gate_address(self) -> str:
-        """The host's address on the cluster network (vagrant-libvirt gives it the first one)."""
-        return str(ipaddress.ip_network(self.topology.subnet).network_address + 1)
+        """The host's address on the run's cluster network, as libvirt defined it."""
+        xml = virsh("net-dumpxml", f"{PREFIX}-{self.run_id}-cluster").stdout
+        for ip in ElementTree.fromstring(xml).iter("ip"):
+            if ip.get("address") and ipaddress.ip_address(ip.get("address")) in ipaddress.ip_network(self.topology.subnet):
+                return ip.get("address")
+        raise BackendError(f"libvirt network {PREFIX}-{self.run_id}-cluster has no host address in {self.topology.subnet}")
 
     def gate_api_version(self) -> str:
         return "1.41"                 # any version fence_docker accepts: the gate is not Docker
