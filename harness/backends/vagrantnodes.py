@@ -15,6 +15,7 @@ import ipaddress
 import json
 import os
 import shlex
+import signal
 import subprocess
 import threading
 import time
@@ -109,15 +110,33 @@ class VagrantBackend(GateFencing, Backend):
         driver = "kvm" if accelerator()[0] == "kvm" else "qemu"
         (self.dir / "Vagrantfile").write_text(
             render_vagrantfile(self.topology, self.run_id, image, driver=driver, mgmt_subnet=mgmt))
-        try:
-            self._vagrant().up(provider="libvirt")
-        except subprocess.CalledProcessError:
-            raise BackendError(f"vagrant up failed: {self._log_tail()}") from None
+        self._up()
         self._write_ssh_config()
         hosts = "".join(f"{self._ip(h)} {h}\n" for h in self.hosts())
         for host in self.hosts():
             self.exec(host, f"printf %s {shlex.quote(hosts)} >> /etc/hosts")
             self.sync_clock(host)
+
+    def _up(self, stop_s: float = 30) -> None:
+        """`vagrant up` in a session of its own, stopped by the harness when interrupted: a
+        Ctrl-C (or SIGTERM) must not leave it creating domains after the run was removed.
+        (python-vagrant runs `up` where the harness cannot stop it; it reads ssh-config.)"""
+        with open(self.dir / "vagrant.log", "ab") as log:
+            proc = subprocess.Popen(["vagrant", "up", "--provider", "libvirt"], cwd=self.dir, env=vagrant_env(),
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            try:
+                rc = proc.wait()
+            except BaseException:
+                os.killpg(proc.pid, signal.SIGINT)          # Vagrant's own graceful stop
+                try:
+                    proc.wait(timeout=stop_s)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                raise
+        if rc != 0:
+            raise BackendError(f"vagrant up failed (exit {rc}): {self._log_tail()}")
 
     def _log_tail(self) -> str:
         try:
