@@ -183,6 +183,7 @@ class Platform(abc.ABC):
     """What a backend owns beyond one run: the host it needs, the node images it builds,
     and every run that exists on it (for status, down and gc)."""
     name = "abstract"
+    node_object = "node"          # what run_objects() calls a node: "container", "domain"
 
     @abc.abstractmethod
     def host_problems(self) -> list[str]:

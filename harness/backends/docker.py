@@ -363,6 +363,7 @@ class DockerPlatform(Platform):
     """The Docker engine on this host: dockerd and debootstrap, images built offline, runs
     found by their labels."""
     name = "docker"
+    node_object = "container"
 
     def host_problems(self) -> list[str]:
         from . import dockerhost

@@ -318,6 +318,7 @@ def render_vagrantfile(topology, run_id: str, box: str, *, driver: str = "qemu",
 class VagrantPlatform(Platform):
     """libvirt on this host driven through Vagrant: VMs booted from boxes built offline."""
     name = "vagrant"
+    node_object = "domain"
 
     def host_problems(self) -> list[str]:
         return host_problems()

@@ -16,6 +16,11 @@ def harness(*args, timeout=600, **kw):
     return subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, **kw)
 
+
+def bring_up_s(cluster_run) -> int:
+    """What a bring-up may take on the session's backend (VMs under TCG: minutes)."""
+    return 300 if cluster_run.backend.name == "docker" else 1200
+
 def test_gc_leaves_the_live_session_alone(cluster_run):
     r = harness("gc")
     assert r.returncode == 0, r.stderr
@@ -25,10 +30,11 @@ def test_gc_leaves_the_live_session_alone(cluster_run):
 def test_two_ups_share_one_kept_cluster_that_gc_keeps(cluster_run, topology):
     run_id = f"keep-own-{uuid.uuid4().hex[:6]}"
     ups = [subprocess.Popen([sys.executable, "-m", "harness", "up", topology.name, "--run-id", run_id,
-                             "--wait", "300"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--backend", cluster_run.backend.name, "--wait", str(bring_up_s(cluster_run))],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
            for _ in range(2)]
     try:
-        outs = [p.communicate(timeout=600)[0] for p in ups]
+        outs = [p.communicate(timeout=2 * bring_up_s(cluster_run))[0] for p in ups]
         assert [p.returncode for p in ups] == [0, 0], outs
         assert sum("is in use by" in o for o in outs) == 1, outs        # one waited, and said so
         assert all("Traceback" not in o for o in outs), outs
@@ -45,12 +51,15 @@ def test_two_ups_share_one_kept_cluster_that_gc_keeps(cluster_run, topology):
 def test_an_up_killed_during_bring_up_is_removed_by_gc(cluster_run, topology):
     run_id = f"crash-{uuid.uuid4().hex[:6]}"
 
+    node = cluster_run.platform.node_object          # "container", "domain"
+
     def nodes_created():
-        return [o for o in cluster_run.platform.run_objects(run_id) if o.startswith("container ")]
-    up = subprocess.Popen([sys.executable, "-m", "harness", "up", topology.name, "--run-id", run_id],
+        return [o for o in cluster_run.platform.run_objects(run_id) if o.startswith(f"{node} ")]
+    up = subprocess.Popen([sys.executable, "-m", "harness", "up", topology.name, "--run-id", run_id,
+                           "--backend", cluster_run.backend.name],
                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + bring_up_s(cluster_run)
         while time.monotonic() < deadline and len(nodes_created()) < len(topology.nodes):
             time.sleep(0.2)
         up.send_signal(signal.SIGKILL)
@@ -60,5 +69,5 @@ def test_an_up_killed_during_bring_up_is_removed_by_gc(cluster_run, topology):
             up.kill()
     assert nodes_created(), "nothing was created"
     r = harness("gc")
-    assert f"removed container ha-harness-{run_id}-" in r.stdout, r.stdout + r.stderr
+    assert f"removed {node} ha-harness-{run_id}-" in r.stdout, r.stdout + r.stderr
     assert not cluster_run.platform.run_objects(run_id)
