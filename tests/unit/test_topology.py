@@ -209,7 +209,7 @@ def test_fencing_section_enables_stonith_and_settles_the_two_node_race():
     cib = provision.render_cib(t, fence=("stonith:fence_docker", {"ip": "10.213.15.1",
                                                                   "pcmk_host_map": "node1:c1;node2:c2"}))
     assert ("primitive fence-nodes stonith:fence_docker params ip=10.213.15.1 pcmk_host_map='node1:c1;node2:c2' "
-            "op monitor interval=60s") in cib
+            "op start timeout=60s op monitor interval=60s timeout=60s") in cib     # fencing.timeout
     assert "priority-fencing-delay=5s" in cib and "priority=1" in cib
 
 
