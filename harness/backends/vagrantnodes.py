@@ -59,8 +59,10 @@ class VagrantBackend(GateFencing, Backend):
     cluster_nic = "eth1"          # eth0 is Vagrant's management network (SSH only)
 
     def __init__(self, topology, run_id: str):
+        from .vagrant import accelerator
         super().__init__(topology, run_id)
         self.dir = run_dir(run_id)
+        self.slow_nodes = accelerator()[0] == "tcg"
         self._frozen: set[str] = set()
         self._down: set[str] = set()
         self._unsynced: set[str] = set()        # booted behind the harness's back (fencing)
