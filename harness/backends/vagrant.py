@@ -144,15 +144,22 @@ def host_problems() -> list[str]:
 POOL, POOL_DIR = "default", "/var/lib/libvirt/images"
 
 
+def virsh(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    """virsh on the system connection (the one vagrant-libvirt uses); raises BackendError
+    naming the command when `check` and it fails."""
+    done = subprocess.run(["virsh", "-c", "qemu:///system", "-q", *args], capture_output=True,
+                          text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise BackendError(f"virsh {' '.join(args)}: {(done.stderr or done.stdout).strip()[:200]}")
+    return done
+
+
 def _virsh_ok(*args: str) -> bool:
-    return subprocess.run(["virsh", "-c", "qemu:///system", "-q", *args], capture_output=True,
-                          timeout=60).returncode == 0
+    return virsh(*args, check=False, timeout=60).returncode == 0
 
 
 def pool_active() -> bool:
-    out = subprocess.run(["virsh", "-c", "qemu:///system", "-q", "pool-list", "--name"], capture_output=True,
-                         text=True, timeout=60).stdout.split()
-    return POOL in out
+    return POOL in virsh("pool-list", "--name", check=False, timeout=60).stdout.split()
 
 
 def _ensure_pool() -> None:
@@ -349,8 +356,7 @@ class VagrantPlatform(Platform):
         for box in [b for b in boxes() if b.startswith(f"{PREFIX}-")]:
             _vagrant("box", "remove", "--force", "--all", box, timeout=300)
             removed.append(f"box {box}")
-        listing = subprocess.run(["virsh", "-c", "qemu:///system", "-q", "vol-list", pool],
-                                 capture_output=True, text=True, timeout=60).stdout
+        listing = virsh("vol-list", pool, check=False, timeout=60).stdout
         for vol in [line.split()[0] for line in listing.splitlines() if line.strip()]:
             if vol.startswith(f"{PREFIX}-") and "_vagrant_box_image_" in vol and _virsh_ok("vol-delete", vol, "--pool", pool):
                 removed.append(f"volume {vol}")

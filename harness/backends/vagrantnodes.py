@@ -28,20 +28,12 @@ from ..labels import PREFIX
 from ..ownership import process_start
 from ..topology import QNETD
 from . import Backend, BackendError, ExecResult, free_subnets
-from .vagrant import BOOT_TIMEOUT   # TCG guests boot slowly, several at once slower still
+from .vagrant import BOOT_TIMEOUT, virsh   # TCG guests boot slowly, several at once slower still
 from .fencegate import GateFencing
 
 RUNS_DIR = Path("/var/lib/ha-harness/vagrant")
 MGMT_POOL = ipaddress.ip_network("192.168.120.0/21")    # management /24s for Vagrant's SSH
 CLUSTER_POOL = ipaddress.ip_network("10.214.0.0/16")
-
-
-def virsh(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-    done = subprocess.run(["virsh", "-c", "qemu:///system", "-q", *args], capture_output=True,
-                          text=True, timeout=timeout)
-    if check and done.returncode != 0:
-        raise BackendError(f"virsh {' '.join(args)}: {(done.stderr or done.stdout).strip()[:200]}")
-    return done
 
 
 def vagrant_env() -> dict:

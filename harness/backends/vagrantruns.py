@@ -15,7 +15,8 @@ from pathlib import Path
 
 from ..labels import PREFIX
 from ..ownership import unmark_kept
-from .vagrantnodes import RUNS_DIR, virsh
+from .vagrant import virsh
+from .vagrantnodes import RUNS_DIR
 
 POOL = "default"
 BOX_VOLUME = "_vagrant_box_image_"       # vagrant-libvirt's copy of a box: an image, not a run's
