@@ -287,9 +287,10 @@ def cluster_mac(ip: str) -> str:
 
 def _vms(topology) -> list[dict]:
     memory = OPENSTACK_MEMORY_MB if "openstack" in topology.layers else MEMORY_MB
-    vms = [dict(name=n.name, ip=n.ip, cpus=CPUS, memory=memory) for n in topology.nodes]
+    vms = [dict(name=n.name, ip=n.ip, cpus=CPUS, memory=memory, node=True) for n in topology.nodes]
     if topology.corosync.qdevice:
-        vms.append(dict(name=QNETD, ip=topology.corosync.qdevice.ip, cpus=CPUS, memory=QNETD_MEMORY_MB))
+        vms.append(dict(name=QNETD, ip=topology.corosync.qdevice.ip, cpus=CPUS, memory=QNETD_MEMORY_MB,
+                        node=False))
     return [dict(vm, mac=cluster_mac(vm["ip"])) for vm in vms]
 
 
@@ -299,10 +300,11 @@ def _ruby_str(value) -> str:
 
 
 def render_vagrantfile(topology, run_id: str, box: str, *, driver: str = "qemu",
-                       mgmt_subnet: str = DEFAULT_MGMT_SUBNET) -> str:
+                       mgmt_subnet: str = DEFAULT_MGMT_SUBNET, shares: dict | None = None) -> str:
     """The Vagrantfile of one run: one VM per node (and the qnetd arbiter), domains
     `<prefix>-<run_id>-<host>`, on networks of this run only. `driver` is "kvm" only when
-    accelerator() says so; `mgmt_subnet` must be free on the host, like the cluster's."""
+    accelerator() says so; `mgmt_subnet` must be free on the host, like the cluster's;
+    `shares` maps each shared volume's host directory to its path in the nodes."""
     if not RUN_ID.match(run_id):
         raise BackendError(f"run id {run_id!r}: VM and network names take only a-z, 0-9 and -")
     if driver not in ("qemu", "kvm"):
@@ -317,7 +319,8 @@ def render_vagrantfile(topology, run_id: str, box: str, *, driver: str = "qemu",
         mgmt_subnet=str(ipaddress.ip_network(mgmt_subnet)),
         cluster_network=f"{PREFIX}-{run_id}-cluster",
         netmask=str(ipaddress.ip_network(topology.subnet).netmask),
-        kernel=kernel, initrd=initrd, cmd_line=CMD_LINE, vms=_vms(topology), boot_timeout=BOOT_TIMEOUT)
+        kernel=kernel, initrd=initrd, cmd_line=CMD_LINE, vms=_vms(topology), boot_timeout=BOOT_TIMEOUT,
+        shares=[dict(host=h, guest=g) for h, g in (shares or {}).items()])
 
 
 # ---------------------------------------------------------------- platform

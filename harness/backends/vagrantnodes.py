@@ -15,6 +15,7 @@ import ipaddress
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -32,6 +33,9 @@ from .vagrant import BOOT_TIMEOUT, virsh   # TCG guests boot slowly, several at 
 from .fencegate import GateFencing
 
 RUNS_DIR = Path("/var/lib/ha-harness/vagrant")
+QEMU_USER = "libvirt-qemu"        # Debian's libvirt runs qemu as this user (qemu.conf default)
+# cache=mmap: no page cache between the nodes (one disk, two kernels) except for mmap
+NINEP_OPTIONS = "trans=virtio,version=9p2000.L,msize=262144,cache=mmap"
 MGMT_POOL = ipaddress.ip_network("192.168.120.0/21")    # management /24s for Vagrant's SSH
 CLUSTER_POOL = ipaddress.ip_network("10.214.0.0/16")
 
@@ -89,10 +93,6 @@ class VagrantBackend(GateFencing, Backend):
     # ------------------------------------------------------------ lifecycle
     def create(self, image: str) -> None:
         from .vagrant import accelerator, render_vagrantfile
-        if self.topology.shared_volumes:
-            raise BackendError(f"{self.topology.name}: shared volumes "
-                               f"({', '.join(v.name for v in self.topology.shared_volumes)}) are not "
-                               "built for VMs yet; this topology runs on the Docker backend")
         self.topology = self.topology.relocated(next(free_subnets(self.topology.subnet, CLUSTER_POOL)))
         mgmt = next(free_subnets(str(next(MGMT_POOL.subnets(new_prefix=24))), MGMT_POOL))
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -103,13 +103,54 @@ class VagrantBackend(GateFencing, Backend):
             "subnet": self.topology.subnet, "mgmt_subnet": mgmt, "box": image}))
         driver = "kvm" if accelerator()[0] == "kvm" else "qemu"
         (self.dir / "Vagrantfile").write_text(
-            render_vagrantfile(self.topology, self.run_id, image, driver=driver, mgmt_subnet=mgmt))
+            render_vagrantfile(self.topology, self.run_id, image, driver=driver, mgmt_subnet=mgmt,
+                               shares=self._share_dirs()))
         self._up()
         self._write_ssh_config()
         hosts = "".join(f"{self._ip(h)} {h}\n" for h in self.hosts())
         for host in self.hosts():
             self.exec(host, f"printf %s {shlex.quote(hosts)} >> /etc/hosts")
             self.sync_clock(host)
+        self._mount_shared_volumes()
+
+    # ------------------------------------------------------------ shared volumes (9p)
+    def _share_dirs(self) -> dict[str, str]:
+        """One host directory per shared volume, exported to every node over 9p in libvirt's
+        "mapped" mode: qemu (user libvirt-qemu) owns the files on the host, and the owners and
+        modes the nodes set are kept in extended attributes."""
+        shares = {}
+        for vol in self.topology.shared_volumes:
+            path = self.dir / "volumes" / vol.name
+            path.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(KeyError, LookupError):
+                shutil.chown(path, QEMU_USER, QEMU_USER)
+            path.chmod(0o700)
+            shares[str(path)] = vol.path
+        return shares
+
+    def _mount_tag(self, host: str, source: str) -> str:
+        xml = ElementTree.fromstring(virsh("dumpxml", self.domain(host)).stdout)
+        for fs in xml.iter("filesystem"):
+            if fs.find("source").get("dir") == source:
+                return fs.find("target").get("dir")
+        raise BackendError(f"{host}: no 9p export of {source} in its domain")
+
+    def _mount_shared_volumes(self) -> None:
+        """Seed each shared volume from the first node's own copy of its path (as Docker seeds
+        an empty volume from the image), then mount it on every node, from fstab so that a
+        node booted by the fence device mounts it again before Pacemaker starts."""
+        first = self.topology.nodes[0].name
+        for source, path in self._share_dirs().items():
+            tag = self._mount_tag(first, source)
+            seed = f"/mnt/ha-harness-seed-{tag}"
+            self.exec(first, f"mkdir -p {seed} && mount -t 9p -o {NINEP_OPTIONS} {tag} {seed} && "
+                             f"cp -a {shlex.quote(path)}/. {seed}/ && chown --reference={shlex.quote(path)} {seed} && "
+                             f"chmod --reference={shlex.quote(path)} {seed} && umount {seed} && rmdir {seed}", timeout=900)
+            for node in self.topology.nodes:
+                tag = self._mount_tag(node.name, source)
+                line = f"{tag} {path} 9p {NINEP_OPTIONS},nofail,x-systemd.before=pacemaker.service 0 0"
+                self.exec(node.name, f"echo {shlex.quote(line)} >> /etc/fstab && mkdir -p {shlex.quote(path)} && "
+                                     f"mount {shlex.quote(path)}")
 
     def _up(self, stop_s: float = 30) -> None:
         """`vagrant up` in a session of its own, stopped by the harness when interrupted: a

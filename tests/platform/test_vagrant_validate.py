@@ -25,7 +25,11 @@ def validate(directory, text: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("name", ["ha-2node", "ha-2node-qdevice", "os-ap-2node"])
 def test_rendered_vagrantfile_validates(tmp_path, name):
     t = topology.load_named(name)
-    result = validate(tmp_path, vagrant.render_vagrantfile(t, "r0123ab", vagrant.box_name(t.layers)))
+    shares = {}
+    for v in t.shared_volumes:         # Vagrant checks that a shared folder's host path exists
+        (tmp_path / v.name).mkdir()
+        shares[str(tmp_path / v.name)] = v.path
+    result = validate(tmp_path, vagrant.render_vagrantfile(t, "r0123ab", vagrant.box_name(t.layers), shares=shares))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -135,3 +135,13 @@ def test_prepare_without_root_is_one_line(monkeypatch):
     with pytest.raises(vagrant.HostNotReady) as e:
         vagrant.prepare(say=lambda m: None)
     assert "\n" not in str(e.value) and "needs root" in str(e.value) and "install qemu-utils" in str(e.value)
+
+
+def test_shared_volumes_are_9p_exports_to_the_nodes_only():
+    shares = {"/var/lib/ha-harness/vagrant/r0123ab/volumes/mysql": "/var/lib/mysql"}
+    blocks = vms(vagrant.render_vagrantfile(topology.load_named("ha-2node-qdevice"), RUN, "box", shares=shares))
+    line = ("host.vm.synced_folder '/var/lib/ha-harness/vagrant/r0123ab/volumes/mysql', '/var/lib/mysql', "
+            'type: "9p", accessmode: "mapped", mount: false')
+    assert line in blocks["node1"] and line in blocks["node2"]
+    assert "synced_folder" not in blocks[vagrant.QNETD]        # the arbiter runs no database
+    assert "9p" not in render("os-ap-2node")                     # no shares given, none rendered
