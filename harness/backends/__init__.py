@@ -145,6 +145,7 @@ class Backend(abc.ABC):
 
     # nodes on emulated CPUs (VMs under TCG): evidence that takes minutes there is skipped
     slow_nodes = False
+    boot_timeout = 120.0       # s from power-on until a node answers (a VM's boot is longer)
 
     def clock_offset(self, node: str) -> float:
         """Seconds the node's clock is ahead of the host's (0: containers share the host's)."""

@@ -53,6 +53,7 @@ def run_dir(run_id: str) -> Path:
 class VagrantBackend(GateFencing, Backend):
     name = "vagrant"
     cluster_nic = "eth1"          # eth0 is Vagrant's management network (SSH only)
+    boot_timeout = BOOT_TIMEOUT
 
     def __init__(self, topology, run_id: str):
         from .vagrant import accelerator

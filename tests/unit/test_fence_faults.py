@@ -36,6 +36,12 @@ def test_broken_device_is_healed_before_the_lost_node():
         def kill(self, node):
             order.append(f"kill {node}")
 
+        def power_state(self, node):
+            return "running"
+
+        def exec(self, node, cmd, timeout, check):
+            return SimpleNamespace(ok=True)
+
     cluster = SimpleNamespace(backend=Backend(), expected_down=set(), topology=SimpleNamespace(fencing=None),
                               node_names=["node1", "node2"])
     nemesis = Nemesis(cluster, provisioner=None, history=History())
@@ -118,3 +124,17 @@ def test_settle_still_fails_when_the_cluster_does_not_settle():
 
     with pytest.raises(NotSettled):
         Nemesis(Cluster(), provisioner=None, history=History()).wait_settled(timeout=0.05, chunk_s=0.01)
+
+
+def test_nodes_rebooted_by_fencing_are_waited_for_before_the_heal_check():
+    """A node fenced with a reboot is powered on but not answering yet (a TCG VM boots for
+    1-2 min): the heal waits for it instead of reporting it unreadable."""
+    answers = {"node1": True, "node2": False}
+    waited = []
+    backend = SimpleNamespace(boot_timeout=900.0, power_state=lambda n: {"node3": "paused"}.get(n, "running"),
+                              exec=lambda n, cmd, timeout, check: SimpleNamespace(ok=answers[n]))
+    cluster = SimpleNamespace(backend=backend, node_names=["node1", "node2", "node3"])
+    provisioner = SimpleNamespace(wait_booted=lambda node, timeout: waited.append((node, timeout)))
+    nemesis = Nemesis(cluster, provisioner=provisioner, history=History())
+    assert nemesis.wait_rebooted() == ["node2"]          # node3 is frozen: not a boot to wait for
+    assert waited == [("node2", 900.0)]
