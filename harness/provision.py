@@ -133,13 +133,13 @@ class Provisioner:
         self.log("corosync and pacemaker started on every node")
         cluster = cluster or Cluster(self.backend)
         cluster.expected_down.clear()
-        state = cluster.wait_formed(timeout=180)
+        state = cluster.wait_formed(timeout=180 * self.backend.wait_factor)
         self.log(f"cluster formed: {len(state.online)} nodes online, DC {state.dc}, quorum")
         if self.topology.openstack:
             self.bring_up_openstack(cluster)
         else:
             self.load_cib(cluster)
-            cluster.wait_settled(timeout=180)
+            cluster.wait_settled(timeout=180 * self.backend.wait_factor)
             self.log("CIB loaded and cluster settled")
         return cluster
 
@@ -154,17 +154,17 @@ class Provisioner:
         identity = [p for p in rsc.primitives_under([cp.spec.identity]) if p not in early]
         later = [p.id for p in rsc.primitives if p.id not in early and p.id not in identity]
         self.load_cib(cluster, stopped=[*identity, *later])
-        cluster.wait_settled(timeout=300)
+        cluster.wait_settled(timeout=300 * self.backend.wait_factor)
         holder = cluster.vip_holder(cp.spec.vip)
         self.log(f"bootstrap resources running on {holder}; bootstrapping OpenStack there")
         cp.bootstrap(holder)
         self.start_resources(holder, identity)
-        cluster.wait_settled(timeout=300)
+        cluster.wait_settled(timeout=300 * self.backend.wait_factor)
         cp.wait_apis(services=["keystone"])
         self.create_catalog(cp)
         self.log("Keystone up, catalog created")
         self.start_resources(holder, later)
-        cluster.wait_settled(timeout=600)
+        cluster.wait_settled(timeout=600 * self.backend.wait_factor)
         self.log(f"all resources started; APIs answer through the VIP after {cp.wait_apis():.0f}s more")
         cp.discover_compute()
         cp.wait_volume_service()
@@ -197,7 +197,7 @@ class Provisioner:
                      "Pacemaker retried it")
         if failures:
             cluster.cleanup()
-            cluster.wait_settled(timeout=300)
+            cluster.wait_settled(timeout=300 * self.backend.wait_factor)
 
     def reattach_openstack(self, cluster: Cluster) -> None:
         """For a kept cluster: the control plane's credentials, read back from a node."""

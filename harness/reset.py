@@ -55,7 +55,7 @@ class ClusterReset:
         self.run = run
         self.log = log
         self.clients = clients or (lambda: [])     # problems of the clients (they must answer again)
-        self.settle_s = settle_s or (300 if run.topology.openstack else 90)
+        self.settle_s = settle_s or (300 if run.topology.openstack else 90) * run.backend.wait_factor
 
     @property
     def cluster(self):

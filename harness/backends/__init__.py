@@ -146,6 +146,9 @@ class Backend(abc.ABC):
     # nodes on emulated CPUs (VMs under TCG): evidence that takes minutes there is skipped
     slow_nodes = False
     boot_timeout = 120.0       # s from power-on until a node answers (a VM's boot is longer)
+    # how much longer the cluster's own actions take than on containers (TCG VMs: reloads,
+    # Python agents and starts take 10-20x): the harness's waits for them scale with it
+    wait_factor = 1.0
 
     def clock_offset(self, node: str) -> float:
         """Seconds the node's clock is ahead of the host's (0: containers share the host's)."""

@@ -60,6 +60,9 @@ class VagrantBackend(GateFencing, Backend):
         super().__init__(topology, run_id)
         self.dir = run_dir(run_id)
         self.slow_nodes = accelerator()[0] == "tcg"
+        # measured on ha-2node, 2 TCG VMs: formation + CIB + settle 66-110 s (containers ~25 s),
+        # a reset's settle after both VMs rebooted over 90 s
+        self.wait_factor = 3.0 if self.slow_nodes else 1.0
         self._frozen: set[str] = set()
         self._down: set[str] = set()
         self._unsynced: set[str] = set()        # booted behind the harness's back (fencing)

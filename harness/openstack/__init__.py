@@ -116,7 +116,7 @@ class ControlPlane:
             list(pool.map(fn, nodes))
 
     def sh(self, node: str, cmd: str, timeout: float = 300):
-        return self.backend.exec(node, cmd, timeout=timeout)
+        return self.backend.exec(node, cmd, timeout=timeout * self.backend.wait_factor)
 
     # ------------------------------------------------------------ configuration (before the CIB)
     def write_configs(self) -> None:
@@ -295,6 +295,7 @@ class ControlPlane:
     def wait_apis(self, services=None, timeout: float = 300) -> float:
         """Until every API answers HTTP through the VIP; return the seconds waited."""
         import http.client
+        timeout *= self.backend.wait_factor
         t0 = time.monotonic()
         pending = {s: API_PORTS[s] for s in (services or self.spec.services)}
         while pending and time.monotonic() - t0 < timeout:
@@ -317,7 +318,7 @@ class ControlPlane:
             return
         conn = self.connect()
         try:
-            _wait_reported_up(conn.compute.services, "nova-compute", timeout)
+            _wait_reported_up(conn.compute.services, "nova-compute", timeout * self.backend.wait_factor)
         finally:
             conn.close()
         holder = self.cluster.vip_holder(self.spec.vip)
@@ -382,6 +383,7 @@ class ControlPlane:
         if "cinder" not in self.spec.services:
             return
         from openstack.exceptions import SDKException
+        timeout *= self.backend.wait_factor
         conn = self.connect()
         try:
             _wait_reported_up(conn.block_storage.services, "cinder-volume", timeout)
