@@ -308,6 +308,9 @@ def ensure_gate(run_id: str, gateway: str, timeout: float = 15, engine: str = "d
     certs = Certs(d)
     if _pid(run_id) is not None:
         return certs
+    for pid in _gate_processes(run_id):        # a gate whose pid file is gone still holds the port
+        os.kill(pid, signal.SIGTERM)
+        _reap(pid)
     if not certs.client.exists():
         make_certs(d, run_id, gateway)
     with (d / "gate.log").open("a") as out:
@@ -321,7 +324,8 @@ def ensure_gate(run_id: str, gateway: str, timeout: float = 15, engine: str = "d
             break
         try:
             socket.create_connection((gateway, PORT), timeout=1).close()
-            return certs
+            if proc.poll() is None:         # the answer came from this gate, not a leftover
+                return certs
         except OSError:
             time.sleep(0.2)
     tail = (d / "gate.log").read_text()[-400:].strip()
@@ -334,10 +338,42 @@ def stop_gate(run_id: str) -> bool:
     if pid is not None:
         try:
             os.kill(pid, signal.SIGTERM)
+            _reap(pid)
         except ProcessLookupError:
             pid = None
     shutil.rmtree(gate_dir(run_id), ignore_errors=True)
     return pid is not None
+
+
+def _gate_processes(run_id: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"harness.backends.fencegate" in argv and run_id.encode() in argv:
+            pids.append(int(proc.name))
+    return pids
+
+
+def _reap(pid: int, grace_s: float = 5) -> None:
+    """Until the gate is gone, killed if SIGTERM did not end it within `grace_s`: a gate left
+    running keeps its port, and the next gate of the run (a re-provision) cannot bind it
+    while ensure_gate would take the old one's answer for the new one's (seen on VMs)."""
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists() or _zombie(pid):
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def out_of_service_flag(run_id: str) -> Path:
@@ -436,7 +472,8 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     with gate:
         print(f"fence gate of run {run_id} on {gateway}:{PORT}", flush=True)
-        stop.wait()
+        while not stop.wait(1.0):      # wake up now and then: a signal is always seen
+            pass
 
 
 if __name__ == "__main__":

@@ -138,3 +138,23 @@ def test_nodes_rebooted_by_fencing_are_waited_for_before_the_heal_check():
     nemesis = Nemesis(cluster, provisioner=provisioner, history=History())
     assert nemesis.wait_rebooted() == ["node2"]          # node3 is frozen: not a boot to wait for
     assert waited == [("node2", 900.0)]
+
+
+def test_a_gate_that_ignores_sigterm_is_found_and_killed(tmp_path):
+    """A leftover gate kept its port and the re-provisioned run's gate could not bind it (seen
+    on VMs): gates are found by their command line and killed when SIGTERM does not end them."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from harness.backends import fencegate
+    stubborn = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                                 "signal.SIG_IGN); print('up', flush=True); time.sleep(60)",
+                                 "harness.backends.fencegate", "rtest0042"], stdout=subprocess.PIPE)
+    assert stubborn.stdout.readline() == b"up\n"
+    assert fencegate._gate_processes("rtest0042") == [stubborn.pid]
+    assert fencegate._gate_processes("rtest0043") == []
+    t = time.monotonic()
+    stubborn.send_signal(signal.SIGTERM)
+    fencegate._reap(stubborn.pid, grace_s=0.5)
+    assert stubborn.wait(timeout=5) == -signal.SIGKILL and time.monotonic() - t < 5
