@@ -29,7 +29,8 @@ def test_fence_device_failure_keeps_resources_stopped_until_it_returns(scenario,
     scenario.baseline()
     device = scenario.nemesis.fence_device_failure()
     kill = scenario.nemesis.node(holder).kill()
-    refused = poll(lambda: (bool(r := _refused_fencing(cluster, scenario.history.t0_wall)), r), 60,
+    refused = poll(lambda: (bool(r := _refused_fencing(cluster, scenario.history.t0_wall)), r),
+                   60 * cluster.backend.wait_factor,
                    what=f"a fencing attempt on {holder} refused by the broken device")
     print(f"while the device is broken: {refused[0]} ({len(refused)} refused so far)")
     time.sleep(DEVICE_DOWN_S)
@@ -58,7 +59,9 @@ def test_fencing_on_request_then_rejoin_without_a_fence_loop(scenario, cluster):
     assert done, f"the fence device never acted on {victim}"
     fault.heal()
     rejoined = time.time()
-    poll(lambda: (victim in (s := cluster.state()).online, s.online), 120, what=f"{victim} back online")
+    # a rebooted container is back in seconds, a TCG VM boots for 1-2 min (wait_factor 3)
+    poll(lambda: (victim in (s := cluster.state()).online, s.online), 120 * cluster.backend.wait_factor,
+         what=f"{victim} back online")
     time.sleep(30)          # a fence loop shows within a few membership rounds
     again = [w for t, w in cluster.backend.fence_events(rejoined, time.time()) if victim in w]
     assert not again, f"{victim} was fenced again after it rejoined: {again}"
