@@ -67,13 +67,37 @@ def is_kept(run_id: str) -> bool:
     return (_kept_dir() / run_id).exists()
 
 
-def process_start(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (/proc/PID/stat field 22)."""
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name (field 3 first); None: no such process."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22)."""
+    fields = _stat(pid)
+    return fields[19] if fields else None
+
+
+def process_gone(pid: int) -> bool:
+    """Exited (a zombie has exited too, it only waits for its parent)."""
+    fields = _stat(pid)
+    return fields is None or fields[0] == "Z"
+
+
+def processes(match) -> list[int]:
+    """PIDs whose command line (its arguments, as bytes) satisfies `match`."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if match(argv):
+            pids.append(int(proc.name))
+    return pids
 
 
 def owner_alive(pid, start) -> bool:

@@ -17,6 +17,7 @@ stonith device passes `api_version`.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -36,6 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from ..labels import RUN_LABEL
+from ..ownership import process_gone, processes
 
 DOCKER_SOCK = "/var/run/docker.sock"
 GATE_DIR = Path("/run/ha-harness/fence")     # per run: certificates, pid, request log
@@ -308,9 +310,7 @@ def ensure_gate(run_id: str, gateway: str, timeout: float = 15, engine: str = "d
     certs = Certs(d)
     if _pid(run_id) is not None:
         return certs
-    for pid in _gate_processes(run_id):        # a gate whose pid file is gone still holds the port
-        os.kill(pid, signal.SIGTERM)
-        _reap(pid)
+    _end_gates(run_id)          # a gate whose pid file is gone still holds the port
     if not certs.client.exists():
         make_certs(d, run_id, gateway)
     with (d / "gate.log").open("a") as out:
@@ -334,27 +334,23 @@ def ensure_gate(run_id: str, gateway: str, timeout: float = 15, engine: str = "d
 
 def stop_gate(run_id: str) -> bool:
     """Stop the run's gate and forget its certificates; True if one was running."""
-    pid = _pid(run_id)
-    if pid is not None:
-        try:
-            os.kill(pid, signal.SIGTERM)
-            _reap(pid)
-        except ProcessLookupError:
-            pid = None
+    stopped = _end_gates(run_id)
     shutil.rmtree(gate_dir(run_id), ignore_errors=True)
-    return pid is not None
+    return stopped
 
 
 def _gate_processes(run_id: str) -> list[int]:
-    pids = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"harness.backends.fencegate" in argv and run_id.encode() in argv:
-            pids.append(int(proc.name))
-    return pids
+    return processes(lambda argv: b"harness.backends.fencegate" in argv and run_id.encode() in argv)
+
+
+def _end_gates(run_id: str) -> bool:
+    """Stop every gate process of the run (its pid file may be gone); True if there was one."""
+    pids = _gate_processes(run_id)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            _reap(pid)
+    return bool(pids)
 
 
 def _reap(pid: int, grace_s: float = 5) -> None:
@@ -363,17 +359,10 @@ def _reap(pid: int, grace_s: float = 5) -> None:
     while ensure_gate would take the old one's answer for the new one's (seen on VMs)."""
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists() or _zombie(pid):
+        if process_gone(pid):
             return
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def out_of_service_flag(run_id: str) -> Path:

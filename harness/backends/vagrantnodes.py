@@ -106,16 +106,16 @@ class VagrantBackend(GateFencing, Backend):
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "subnet": self.topology.subnet, "mgmt_subnet": mgmt, "box": image}))
         driver = "kvm" if accelerator()[0] == "kvm" else "qemu"
+        shares = self._share_dirs()
         (self.dir / "Vagrantfile").write_text(
-            render_vagrantfile(self.topology, self.run_id, image, driver=driver, mgmt_subnet=mgmt,
-                               shares=self._share_dirs()))
+            render_vagrantfile(self.topology, self.run_id, image, driver=driver, mgmt_subnet=mgmt, shares=shares))
         self._up()
         self._write_ssh_config()
         hosts = "".join(f"{self._ip(h)} {h}\n" for h in self.hosts())
         for host in self.hosts():
             self.exec(host, f"printf %s {shlex.quote(hosts)} >> /etc/hosts")
             self.sync_clock(host)
-        self._mount_shared_volumes()
+        self._mount_shared_volumes(shares)
 
     # ------------------------------------------------------------ shared volumes (9p)
     def _share_dirs(self) -> dict[str, str]:
@@ -132,29 +132,30 @@ class VagrantBackend(GateFencing, Backend):
             shares[str(path)] = vol.path
         return shares
 
-    def _mount_tag(self, host: str, source: str) -> str:
+    def _mount_tags(self, host: str) -> dict[str, str]:
+        """{host directory: 9p mount tag} of the exports in the host's domain."""
         xml = ElementTree.fromstring(virsh("dumpxml", self.domain(host)).stdout)
-        for fs in xml.iter("filesystem"):
-            if fs.find("source").get("dir") == source:
-                return fs.find("target").get("dir")
-        raise BackendError(f"{host}: no 9p export of {source} in its domain")
+        return {fs.find("source").get("dir"): fs.find("target").get("dir") for fs in xml.iter("filesystem")}
 
-    def _mount_shared_volumes(self) -> None:
+    def _mount_shared_volumes(self, shares: dict[str, str]) -> None:
         """Seed each shared volume from the first node's own copy of its path (as Docker seeds
         an empty volume from the image), then mount it on every node, from fstab so that a
         node booted by the fence device mounts it again before Pacemaker starts."""
-        first = self.topology.nodes[0].name
-        for source, path in self._share_dirs().items():
-            tag = self._mount_tag(first, source)
+        nodes = [n.name for n in self.topology.nodes]
+        tags = {node: self._mount_tags(node) for node in nodes} if shares else {}
+        for source, path in shares.items():
+            if any(source not in tags[node] for node in nodes):
+                raise BackendError(f"no 9p export of {source} in every node's domain")
+            tag = tags[nodes[0]][source]
             seed = f"/mnt/ha-harness-seed-{tag}"
-            self.exec(first, f"mkdir -p {seed} && mount -t 9p -o {NINEP_OPTIONS} {tag} {seed} && "
-                             f"cp -a {shlex.quote(path)}/. {seed}/ && chown --reference={shlex.quote(path)} {seed} && "
-                             f"chmod --reference={shlex.quote(path)} {seed} && umount {seed} && rmdir {seed}", timeout=900)
-            for node in self.topology.nodes:
-                tag = self._mount_tag(node.name, source)
-                line = f"{tag} {path} 9p {NINEP_OPTIONS},nofail,x-systemd.before=pacemaker.service 0 0"
-                self.exec(node.name, f"echo {shlex.quote(line)} >> /etc/fstab && mkdir -p {shlex.quote(path)} && "
-                                     f"mount {shlex.quote(path)}")
+            self.exec(nodes[0], f"mkdir -p {seed} && mount -t 9p -o {NINEP_OPTIONS} {tag} {seed} && "
+                                f"cp -a {shlex.quote(path)}/. {seed}/ && chown --reference={shlex.quote(path)} {seed} && "
+                                f"chmod --reference={shlex.quote(path)} {seed} && umount {seed} && rmdir {seed}",
+                      timeout=900)
+            for node in nodes:
+                line = f"{tags[node][source]} {path} 9p {NINEP_OPTIONS},nofail,x-systemd.before=pacemaker.service 0 0"
+                self.exec(node, f"echo {shlex.quote(line)} >> /etc/fstab && mkdir -p {shlex.quote(path)} && "
+                                f"mount {shlex.quote(path)}")
 
     def _up(self, stop_s: float = 30) -> None:
         """`vagrant up` in a session of its own, stopped by the harness when interrupted: a

@@ -7,6 +7,7 @@ only such names, so removal works from libvirt's lists alone, never from Vagrant
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ import signal
 from pathlib import Path
 
 from ..labels import PREFIX
-from ..ownership import unmark_kept
+from ..ownership import processes, unmark_kept
 from .vagrant import virsh
 from .vagrantnodes import RUNS_DIR
 
@@ -72,12 +73,9 @@ def objects_owned_by(pid: int) -> list[str]:
 def _stop_ssh_masters(directory: Path) -> None:
     """The run's persistent SSH connections (their command line names the run's directory)."""
     needle = f"ControlPath={directory}/".encode()
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if needle in (proc / "cmdline").read_bytes():
-                os.kill(int(proc.name), signal.SIGTERM)
-        except (OSError, ValueError):
-            pass
+    for pid in processes(lambda argv: any(needle in arg for arg in argv)):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
 
 
 def remove_run(run_id: str) -> list[str]:
