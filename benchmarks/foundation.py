@@ -59,7 +59,7 @@ def one_kill(run, out_dir: Path, i: int, interval: float) -> dict:
         sc.stop_probes()
         sc.nemesis.heal_all()
         history.save(out_dir / f"kill-{i}.jsonl")
-    cluster.wait_settled(timeout=180)
+    cluster.wait_settled(timeout=180 * run.backend.wait_factor)    # TCG VMs settle slower
     downs = {p: d["downtime_s"] for p, d in result["downtime"].items()}
     return {"holder": holder, "vip_move_s": result["vip"]["public"]["move_s"],
             "downtime_s": downs, "worst_downtime_s": max((v for v in downs.values() if v is not None), default=None)}

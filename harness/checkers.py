@@ -211,6 +211,27 @@ def below_capacity(host_events: list[dict], min_cpus: int, topology: str) -> str
     return hot and f"{topology} needs {min_cpus} cores, this host has {cpus}: {hot}"
 
 
+_OP_TIMEOUT = re.compile(r"did not complete within (\d+)s")
+
+
+def starved_timeout(exitreason: str, when_wall: float | None, host_events: list[dict], t0_wall: float) -> str | None:
+    """When an operation timed out ("did not complete within Ns") while every host sample of
+    its N seconds was saturated: the evidence as one line, else None (pure). On emulated CPUs
+    (TCG) a VM booting beside the cluster starves the other for minutes: seen, IPaddr2's 20 s
+    monitor timed out on the survivor while the shut-down node booted at 100 % busy (2026-12-02)."""
+    m = _OP_TIMEOUT.search(exitreason or "")
+    if not m or when_wall is None:
+        return None
+    end = when_wall - t0_wall
+    start = end - int(m.group(1))
+    busy = [e["busy"] for e in host_events if e.get("busy") is not None and start <= e["t"] <= end]
+    # a sample per second is expected: a window mostly without samples judges nothing
+    if len(busy) < 0.8 * (end - start) or min(busy) < SATURATED:
+        return None
+    return (f"timed out after {m.group(1)} s while the host's {host_events[-1].get('cpus')} cores were "
+            f"saturated throughout them ({len(busy)} samples, busy min {min(busy):.0%})")
+
+
 TIMEOUTS = ("Timeout", "TimeoutError", "ReadTimeout", "ReadTimeoutError", "ConnectTimeout", "timeout")
 
 
@@ -315,3 +336,21 @@ def unexpected_fencing(events: list[tuple[float, str]], lost: set[str], nodes: l
         if target is not None and target not in allowed:
             out.append(f"unexpected fencing: {what}")
     return out
+
+
+def fencing_overlap(stages: list[dict], victim: str) -> str | None:
+    """When the cluster asked for its own fencing of `victim` after losing it while an
+    operator's fencing of it was still in flight: the evidence as one line, else None (pure,
+    over `clusterlog` events). The controller does not know of a stonith_admin request: a
+    reboot that outlasts the membership loss (token + consensus) and the scheduler's run
+    makes it fence the node a second time, an `off` after the reboot (seen on TCG VMs, where
+    the agent's reboot took 52 s)."""
+    def first(match):
+        return next((e["t"] for e in sorted(stages, key=lambda e: e["t"]) if match(e["stage"])), None)
+    lost = first(lambda s: s == f"pacemaker: {victim} lost")
+    done = first(lambda s: s.startswith(f"fencing done: {victim} (reboot)"))
+    asked = first(lambda s: s.startswith("fencing requested: ") and s.endswith(f" {victim}"))
+    if None in (lost, done, asked) or not lost < done or not lost <= asked < done:
+        return None
+    return (f"{victim} lost at {lost:.1f} s while the requested reboot ran; the cluster asked for its own "
+            f"fencing at {asked:.1f} s, the reboot completed at {done:.1f} s")

@@ -121,9 +121,11 @@ class Cluster:
         raise ClusterError(last)
 
     def wait_fencing_settled(self, node: str, timeout: float) -> None:
-        """Until no other node's view has `node` unclean, i.e. no fencing of it is pending.
-        A view without quorum cannot fence (seen: a 2-node survivor that had just booted and
-        never saw its peer, wait_for_all): booting the node is then what lets it recover."""
+        """Until no other node's view has `node` unclean or a fencing of it pending. A view
+        without quorum cannot fence (seen: a 2-node survivor that had just booted and never saw
+        its peer, wait_for_all): booting the node is then what lets it recover. A node already
+        fenced reads clean while a second fencing of it is queued (seen on TCG VMs: the
+        cluster's own `off` behind an operator's slow reboot powered the booting node off)."""
         def check():
             for other in (n for n in self.running_nodes() if n != node):
                 try:
@@ -133,6 +135,8 @@ class Cluster:
                 seen = view.nodes.get(node)
                 if seen is not None and seen.unclean and view.quorum:
                     return False, f"{other} still fences {node} (unclean)"
+                if queued := [a for a, target in view.pending_fencing if target == node]:
+                    return False, f"{other}'s fencer still carries out {', '.join(queued)} of {node}"
             return True, None
         poll(check, timeout, what=f"fencing of {node} done")
 

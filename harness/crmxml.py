@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class ClusterState:
     resources: dict = field(default_factory=dict)    # id -> [ResourceState] (clone instances share an id)
     failures: list = field(default_factory=list)
     fail_counts: dict = field(default_factory=dict)  # (node, resource) -> int
+    pending_fencing: list = field(default_factory=list)  # (action, target) the fencers still carry out
 
     @property
     def online(self) -> list[str]:
@@ -91,6 +93,8 @@ def parse_crm_mon(xml_text: str) -> ClusterState:
             resource=f.get("op_key", "").rsplit("_", 2)[0], op=f.get("task", ""), node=f.get("node", ""),
             exitcode=int(f.get("exitcode", "0")), exitreason=f.get("exitreason", ""),
             status=f.get("status", ""), when=f.get("last-rc-change", "")))
+    state.pending_fencing = [(e.get("action"), e.get("target")) for e in root.findall("fence_history/fence_event")
+                             if e.get("status") == "pending"]
     for n in root.findall("node_history/node"):
         for r in n.findall("resource_history"):
             count = r.get("fail-count")
@@ -142,3 +146,13 @@ def parse_constraint_ids(xml_text: str) -> list[str]:
     """Ids of every constraint in `cibadmin --query --scope constraints` output."""
     root = ET.fromstring(xml_text)
     return [el.get("id") for el in root.iter() if el.tag.startswith("rsc_") and el.get("id")]
+
+
+def rc_change_wall(text: str) -> float | None:
+    """A failure's last-rc-change ("2026-12-02 06:22:44Z", node clock, UTC) as epoch seconds;
+    None when absent or in another format."""
+    try:
+        return datetime.strptime(text.strip().strip("'"), "%Y-%m-%d %H:%M:%SZ").replace(
+            tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None

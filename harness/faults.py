@@ -510,7 +510,8 @@ class Nemesis:
         backend = self.cluster.backend
         fencing = self.cluster.topology.fencing
         if fencing is not None:
-            self.cluster.wait_fencing_settled(node, timeout=fencing.timeout + fencing.longest_delay + 30)
+            self.cluster.wait_fencing_settled(
+                node, timeout=(fencing.timeout + fencing.longest_delay + 30) * backend.wait_factor)
         state = backend.power_state(node)
         if state == "paused":
             backend.unpause(node)

@@ -194,3 +194,54 @@ def test_below_capacity_needs_fewer_cores_and_saturation_throughout():
     half = _host(0.99, 50) + [{"t": 50.0 + i, "busy": 0.5, "cpus": 2} for i in range(50)]
     assert checkers.below_capacity(half, 4, "os-aa-3node") is None                      # CPU to spare
     assert checkers.below_capacity([], 4, "os-aa-3node") is None                        # no evidence
+
+
+def _host_by_t(busy_by_t, cpus=2):
+    return [{"kind": "host", "t": float(t), "busy": b, "cpus": cpus} for t, b in busy_by_t]
+
+
+def test_a_monitor_timeout_whose_whole_timeout_ran_saturated_is_the_hosts():
+    t0 = 1_000.0
+    host = _host_by_t([(t, 1.0) for t in range(100, 131)])
+    why = checkers.starved_timeout("Resource agent did not complete within 20s", t0 + 130, host, t0)
+    assert why and "20 s" in why and "2 cores" in why
+
+
+def test_one_unsaturated_second_in_the_timeout_keeps_the_failure_the_clusters():
+    t0 = 1_000.0
+    host = _host_by_t([(t, 0.5 if t == 120 else 1.0) for t in range(100, 131)])
+    assert checkers.starved_timeout("Resource agent did not complete within 20s", t0 + 130, host, t0) is None
+
+
+def test_a_timeout_without_host_samples_or_another_failure_is_not_excused():
+    t0 = 1_000.0
+    assert checkers.starved_timeout("Resource agent did not complete within 20s", t0 + 130, [], t0) is None
+    host = _host_by_t([(t, 1.0) for t in range(100, 131)])
+    assert checkers.starved_timeout("not running", t0 + 130, host, t0) is None
+    assert checkers.starved_timeout("Resource agent did not complete within 20s", None, host, t0) is None
+
+
+def _stages(*pairs):
+    return [{"kind": "clusterlog", "t": t, "stage": s} for t, s in pairs]
+
+
+def test_the_clusters_own_fencing_during_a_slow_requested_reboot_is_an_overlap():
+    # node1's journal, TCG VMs, 2026-12-02: reboot requested 05:59:57.9, node2 lost 06:00:32.6,
+    # the controller's own `off` 06:00:37.2, the reboot done 06:00:49.8
+    stages = _stages((11.6, "fencing done: node3 (reboot) by node1"), (46.7, "pacemaker: node2 lost"),
+                     (51.2, "fencing requested: off node2"), (63.9, "fencing done: node2 (reboot) by node1"),
+                     (104.7, "fencing done: node2 (off) by node1"))
+    why = checkers.fencing_overlap(stages, "node2")
+    assert why and "46.7" in why and "51.2" in why and "63.9" in why
+
+
+def test_a_fencing_requested_after_the_reboot_completed_is_no_overlap():
+    # the reboot finished before the node was lost: a later fencing is a loop, not an overlap
+    stages = _stages((5.0, "fencing done: node2 (reboot) by node1"), (7.0, "pacemaker: node2 lost"),
+                     (60.0, "fencing requested: off node2"))
+    assert checkers.fencing_overlap(stages, "node2") is None
+    # lost during the reboot, but the cluster asked only after it completed
+    stages = _stages((3.0, "pacemaker: node2 lost"), (5.0, "fencing done: node2 (reboot) by node1"),
+                     (60.0, "fencing requested: off node2"))
+    assert checkers.fencing_overlap(stages, "node2") is None
+    assert checkers.fencing_overlap([], "node2") is None

@@ -51,3 +51,22 @@ def test_cib_digest_ignores_status_and_num_updates():
     assert va.config_digest == vb.config_digest and (va.epoch, vb.num_updates) == (5, 9)
     c = a.replace('a="1"', 'a="2"')
     assert crmxml.parse_cib_version(c).config_digest != va.config_digest
+
+
+def test_a_failures_rc_change_is_read_as_utc_epoch():
+    # crm_mon 2.1.5: last-rc-change="2026-12-02 06:22:44Z"
+    assert crmxml.rc_change_wall("2026-12-02 06:22:44Z") == 1796192564.0
+    assert crmxml.rc_change_wall("Wed Dec  2 06:22:44 2026") is None
+    assert crmxml.rc_change_wall("") is None
+
+
+def test_a_queued_fencing_is_pending_though_its_target_reads_clean():
+    # node1's view on TCG VMs, 2026-12-02: node2 already rebooted (clean), the cluster's own off queued
+    history = ('<fence_history><fence_event action="off" target="node2" client="pacemaker-controld.438" '
+               'origin="node1" status="pending"/><fence_event action="reboot" target="node2" '
+               'client="stonith_admin.2612" origin="node1" status="success" completed="2026-12-02 06:00:49Z"/>'
+               '</fence_history></pacemaker-result>')
+    xml = (DATA / "crm_mon_2node.xml").read_text().replace("</pacemaker-result>", history)
+    s = crmxml.parse_crm_mon(xml)
+    assert s.pending_fencing == [("off", "node2")]
+    assert not crmxml.parse_crm_mon((DATA / "crm_mon_2node.xml").read_text()).pending_fencing
