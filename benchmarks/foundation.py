@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -61,8 +62,22 @@ def one_kill(run, out_dir: Path, i: int, interval: float) -> dict:
         history.save(out_dir / f"kill-{i}.jsonl")
     cluster.wait_settled(timeout=180 * run.backend.wait_factor)    # TCG VMs settle slower
     downs = {p: d["downtime_s"] for p, d in result["downtime"].items()}
-    return {"holder": holder, "vip_move_s": result["vip"]["public"]["move_s"],
-            "downtime_s": downs, "worst_downtime_s": max((v for v in downs.values() if v is not None), default=None)}
+    # a client that never came back within the wait has no downtime figure: the kill's worst is
+    # then "longer than watched" (None), never the largest of the others
+    return {"holder": holder, "vip_move_s": result["vip"]["public"]["move_s"], "downtime_s": downs,
+            "worst_downtime_s": None if None in downs.values() else max(downs.values(), default=None),
+            "watched_s": round(result["analysed_at"] - fault.started_at, 1)}
+
+
+def median_of(kills: list[dict], key: str) -> dict:
+    """Median (the lower middle one of an even count) and range over the kills, a kill without
+    the figure (the VIP never moved, a client never came back) counting as longer than any."""
+    values = sorted((k[key] if k[key] is not None else math.inf) for k in kills)
+    if not values:
+        return {"median": None, "range": None, "missing": 0}
+    finite = lambda v: None if v == math.inf else v     # noqa: E731  (JSON has no infinity)
+    return {"median": finite(statistics.median_low(values)), "range": [finite(values[0]), finite(values[-1])],
+            "missing": sum(1 for v in values if v == math.inf)}
 
 
 def exec_cost(run, n: int = 20) -> dict:
@@ -93,25 +108,32 @@ def measure(topo, backend: str, args, out_dir: Path) -> dict:
         run.down()
     figures["kills"] = kills
     for key in ("vip_move_s", "worst_downtime_s"):
-        values = [k[key] for k in kills if k[key] is not None]
-        figures[f"median_{key}"] = statistics.median(values) if values else None
-        figures[f"range_{key}"] = [min(values), max(values)] if values else None
+        m = median_of(kills, key)
+        figures[f"median_{key}"], figures[f"range_{key}"], figures[f"missing_{key}"] = m["median"], m["range"], m["missing"]
     return figures
+
+
+def _median_cell(f: dict, key: str):
+    """The median, and how many kills had no figure (not back within the wait)."""
+    missing = f.get(f"missing_{key}")
+    if not missing:
+        return f[f"median_{key}"]
+    return f"{f[f'median_{key}'] if f[f'median_{key}'] is not None else '>watch'} ({missing} never)"
 
 
 ROWS = (("image/box build, first (s)", lambda f: f["images"]["first_s"]),
         ("image/box build, warm (s)", lambda f: f["images"]["warm_s"]),
         ("bring-up (s)", lambda f: f["bring_up_s"]), ("  of which nodes created (s)", lambda f: f["create_s"]),
         ("one exec (median s)", lambda f: f["exec"]["median_s"]),
-        ("VIP move after a kill (median s)", lambda f: f["median_vip_move_s"]),
-        ("worst client downtime (median s)", lambda f: f["median_worst_downtime_s"]),
+        ("VIP move after a kill (median s)", lambda f: _median_cell(f, "vip_move_s")),
+        ("worst client downtime (median s)", lambda f: _median_cell(f, "worst_downtime_s")),
         ("memory per node (max MiB)", lambda f: max(f["memory_mib"].values())))
 
 
 def table(results: list[dict]) -> str:
-    lines = [f"{'':36}" + "".join(f"{r['backend']:>12}" for r in results)]
+    lines = [f"{'':36}" + "".join(f"{r['backend']:>16}" for r in results)]
     for label, get in ROWS:
-        lines.append(f"{label:36}" + "".join(f"{get(r) if get(r) is not None else '-':>12}" for r in results))
+        lines.append(f"{label:36}" + "".join(f"{get(r) if get(r) is not None else '-':>16}" for r in results))
     return "\n".join(lines)
 
 
