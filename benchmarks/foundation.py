@@ -75,7 +75,8 @@ def median_of(kills: list[dict], key: str) -> dict:
     values = sorted((k[key] if k[key] is not None else math.inf) for k in kills)
     if not values:
         return {"median": None, "range": None, "missing": 0}
-    finite = lambda v: None if v == math.inf else v     # noqa: E731  (JSON has no infinity)
+    def finite(v):          # JSON has no infinity
+        return None if v == math.inf else v
     return {"median": finite(statistics.median_low(values)), "range": [finite(values[0]), finite(values[-1])],
             "missing": sum(1 for v in values if v == math.inf)}
 
