@@ -345,8 +345,10 @@ def fencing_overlap(stages: list[dict], victim: str) -> str | None:
     reboot that outlasts the membership loss (token + consensus) and the scheduler's run
     makes it fence the node a second time, an `off` after the reboot (seen on TCG VMs, where
     the agent's reboot took 52 s)."""
+    ordered = sorted(stages, key=lambda e: e["t"])
+
     def first(match):
-        return next((e["t"] for e in sorted(stages, key=lambda e: e["t"]) if match(e["stage"])), None)
+        return next((e["t"] for e in ordered if match(e["stage"])), None)
     lost = first(lambda s: s == f"pacemaker: {victim} lost")
     done = first(lambda s: s.startswith(f"fencing done: {victim} (reboot)"))
     asked = first(lambda s: s.startswith("fencing requested: ") and s.endswith(f" {victim}"))
